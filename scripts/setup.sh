@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine (run as
+# root): apt packages, tools from crates.io, the guest kernel (cached), the
+# initfs and the release binaries. Idempotent; a second run is quick.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+pkgs=(qemu-system-x86 qemu-utils/bookworm linux-source-6.1 busybox-static
+      docker-registry skopeo umoci e2fsprogs libseccomp-dev libcap-ng-dev
+      flex bison bc libelf-dev libssl-dev lz4 cpio xz-utils nftables iproute2
+      pkg-config apache2-utils curl file build-essential)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  # qemu-system-x86 would otherwise replace the backported qemu-utils by a
+  # downgrade it cannot resolve: install both in one transaction.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "${missing[@]}" >/dev/null
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v vhost-device-vsock >/dev/null; then
+  log "cargo install vhost-device-vsock"
+  cargo install -q --locked vhost-device-vsock
+fi
+
+log "guest kernel"
+./scripts/build-kernel.sh >/dev/null
+log "initfs"
+./scripts/build-initfs.sh >/dev/null
+log "release binaries"
+cargo build -q --release --bins
+if [ -x scripts/install.sh ]; then ./scripts/install.sh >/dev/null; fi
+log "done"
