@@ -2,7 +2,10 @@
 # Installs everything the project needs on a fresh Debian 12 machine (run as
 # root): apt packages, tools from crates.io, the guest kernel (cached), the
 # initfs and the release binaries. Idempotent; a second run is quick.
+# --deps-only: stop after the packages, tools and kernel (what tests need).
 set -euo pipefail
+deps_only=0
+[ "${1:-}" = --deps-only ] && deps_only=1
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -31,6 +34,7 @@ fi
 
 log "guest kernel"
 ./scripts/build-kernel.sh >/dev/null
+if [ $deps_only = 1 ]; then log "done (deps only)"; exit 0; fi
 log "initfs"
 ./scripts/build-initfs.sh >/dev/null
 log "release binaries"
