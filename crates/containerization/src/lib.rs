@@ -1,9 +1,23 @@
 //! `containerization`: run Linux containers, each in its own lightweight
 //! QEMU microVM (a Rust mirror of Apple's Containerization package).
 
+pub mod dns;
+pub mod exit_status;
+pub mod hosts;
+pub mod interface;
 pub mod kernel;
+pub mod mount;
+pub mod rootfs;
+pub mod statistics;
+pub mod terminal;
 pub mod vmm;
 
 pub use containerization_error::{Code, ContainerizationError, Result};
+pub use dns::DNS;
+pub use exit_status::ExitStatus;
+pub use hosts::{Entry as HostsEntry, Hosts};
+pub use interface::{Interface, NATInterface, Network};
 pub use kernel::{CommandLine, Kernel, SystemPlatform, default_initfs};
+pub use mount::{Mount, RuntimeOptions};
+pub use statistics::ContainerStatistics;
 pub use vmm::{QemuVirtualMachineManager, VirtualMachineInstance, VirtualMachineManager, VmConfig};
