@@ -1,0 +1,3 @@
+//! `cctl`: developer tools for root filesystems and ext4 images.
+
+fn main() {}
