@@ -1,0 +1,29 @@
+//! The guest agent's API: the `SandboxContext` proto (module [`proto`]) and
+//! [`Vminitd`], the typed host client with one method per RPC.
+//!
+//! One HTTP/2 connection carries every call concurrently; build a client from
+//! any byte stream (a hybrid-vsock unix socket after `CONNECT 1024`, a kernel
+//! vsock stream, or a unix socket to `vminitd --listen unix:...`).
+
+mod client;
+mod io;
+mod types;
+
+/// Code generated from `proto/sandbox.proto` (package `container.sandbox.v1`).
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("container.sandbox.v1");
+}
+
+pub use client::{AgentStream, BoxFuture, BoxedStream, Vminitd};
+pub use io::{ProcessIo, ProcessOutput, ProcessStdin};
+pub use types::{CopyMode, DnsConfig, ExitStatus, ProxyTarget, TerminalSize};
+
+/// The guest vsock port the agent serves on.
+pub const AGENT_PORT: u32 = 1024;
+
+/// The PATH the agent sets for itself and the default for processes.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The agent's version string, returned by `Ping`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
