@@ -30,19 +30,102 @@ pub(crate) struct BuiltDir {
     pub indexed: bool,
 }
 
-/// The legacy ext4 directory hash (`dx_hack_hash`, unsigned-char variant).
-/// We write `s_def_hash_version = legacy` with the unsigned-hash flag.
-pub(crate) fn legacy_hash(name: &[u8]) -> u32 {
-    let (mut hash0, mut hash1): (u32, u32) = (0x12a3_fe2d, 0x37ab_e8f9);
-    for &c in name {
-        let mut hash = hash1.wrapping_add(hash0 ^ (c as u32).wrapping_mul(7_152_373));
-        if hash & 0x8000_0000 != 0 {
-            hash = hash.wrapping_sub(0x7fff_ffff);
-        }
-        hash1 = hash0;
-        hash0 = hash;
+/// The ext4 directory hash we write: half-MD4 over unsigned chars, seeded
+/// with the superblock's `s_hash_seed` (`s_def_hash_version = 1` and the
+/// unsigned-hash flag), the default of mke2fs and what every reader knows.
+pub(crate) fn half_md4_hash(name: &[u8], seed: &[u32; 4]) -> u32 {
+    let mut buf: [u32; 4] = if seed.iter().any(|&x| x != 0) {
+        *seed
+    } else {
+        [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476]
+    };
+    let mut p = name;
+    let mut len = name.len() as i64;
+    while len > 0 {
+        let input = str2hashbuf(p, 8);
+        half_md4_transform(&mut buf, &input);
+        len -= 32;
+        p = if p.len() > 32 { &p[32..] } else { &[] };
     }
-    hash0 << 1
+    let mut hash = buf[1] & !1;
+    if hash == 0x7fff_ffff << 1 {
+        hash = 0x7fff_fffe << 1;
+    }
+    hash
+}
+
+fn str2hashbuf(msg: &[u8], num: usize) -> [u32; 8] {
+    let mut out = [0u32; 8];
+    let len = msg.len() as u32;
+    let mut pad = len | (len << 8);
+    pad |= pad << 16;
+    let mut val = pad;
+    let take = msg.len().min(num * 4);
+    let mut k = 0usize;
+    let mut remaining = num as i64;
+    for (i, &c) in msg[..take].iter().enumerate() {
+        val = (c as u32).wrapping_add(val << 8);
+        if i % 4 == 3 {
+            out[k] = val;
+            k += 1;
+            val = pad;
+            remaining -= 1;
+        }
+    }
+    remaining -= 1;
+    if remaining >= 0 {
+        out[k] = val;
+        k += 1;
+    }
+    while remaining > 0 {
+        out[k] = pad;
+        k += 1;
+        remaining -= 1;
+    }
+    out
+}
+
+fn half_md4_transform(buf: &mut [u32; 4], x: &[u32; 8]) {
+    let f = |x: u32, y: u32, z: u32| z ^ (x & (y ^ z));
+    let g = |x: u32, y: u32, z: u32| (x & y).wrapping_add((x ^ y) & z);
+    let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
+    const K2: u32 = 0o13240474631;
+    const K3: u32 = 0o15666365641;
+    let (mut a, mut b, mut c, mut d) = (buf[0], buf[1], buf[2], buf[3]);
+    macro_rules! round {
+        ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $x:expr, $s:expr) => {
+            $a = $a.wrapping_add($f($b, $c, $d)).wrapping_add($x);
+            $a = $a.rotate_left($s);
+        };
+    }
+    round!(f, a, b, c, d, x[0], 3);
+    round!(f, d, a, b, c, x[1], 7);
+    round!(f, c, d, a, b, x[2], 11);
+    round!(f, b, c, d, a, x[3], 19);
+    round!(f, a, b, c, d, x[4], 3);
+    round!(f, d, a, b, c, x[5], 7);
+    round!(f, c, d, a, b, x[6], 11);
+    round!(f, b, c, d, a, x[7], 19);
+    round!(g, a, b, c, d, x[1].wrapping_add(K2), 3);
+    round!(g, d, a, b, c, x[3].wrapping_add(K2), 5);
+    round!(g, c, d, a, b, x[5].wrapping_add(K2), 9);
+    round!(g, b, c, d, a, x[7].wrapping_add(K2), 13);
+    round!(g, a, b, c, d, x[0].wrapping_add(K2), 3);
+    round!(g, d, a, b, c, x[2].wrapping_add(K2), 5);
+    round!(g, c, d, a, b, x[4].wrapping_add(K2), 9);
+    round!(g, b, c, d, a, x[6].wrapping_add(K2), 13);
+    round!(h, a, b, c, d, x[3].wrapping_add(K3), 3);
+    round!(h, d, a, b, c, x[7].wrapping_add(K3), 9);
+    round!(h, c, d, a, b, x[2].wrapping_add(K3), 11);
+    round!(h, b, c, d, a, x[6].wrapping_add(K3), 15);
+    round!(h, a, b, c, d, x[1].wrapping_add(K3), 3);
+    round!(h, d, a, b, c, x[5].wrapping_add(K3), 9);
+    round!(h, c, d, a, b, x[0].wrapping_add(K3), 11);
+    round!(h, b, c, d, a, x[4].wrapping_add(K3), 15);
+    buf[0] = buf[0].wrapping_add(a);
+    buf[1] = buf[1].wrapping_add(b);
+    buf[2] = buf[2].wrapping_add(c);
+    buf[3] = buf[3].wrapping_add(d);
 }
 
 fn rec_len(name_len: usize) -> usize {
@@ -83,7 +166,6 @@ fn pack_leaves(entries: &[DirEntry], first_block_used: usize) -> Vec<(Vec<u8>, u
             close_block(&mut block, last_off, used);
             out.push((std::mem::replace(&mut block, vec![0u8; BS]), first_idx));
             used = 0;
-            last_off = None;
             first_idx = i;
         }
         put_entry(&mut block, used, e, rl);
@@ -116,6 +198,7 @@ pub(crate) fn build_dir(
     parent: u32,
     entries: &[DirEntry],
     seed: u32,
+    hash_seed: &[u32; 4],
     min_blocks: usize,
 ) -> Result<BuiltDir, String> {
     let dot = DirEntry {
@@ -150,7 +233,7 @@ pub(crate) fn build_dir(
             indexed: false,
         });
     }
-    build_htree(&dot, &dotdot, entries, seed).map(|blocks| BuiltDir {
+    build_htree(&dot, &dotdot, entries, seed, hash_seed).map(|blocks| BuiltDir {
         blocks,
         indexed: true,
     })
@@ -161,9 +244,12 @@ fn build_htree(
     dotdot: &DirEntry,
     entries: &[DirEntry],
     seed: u32,
+    hash_seed: &[u32; 4],
 ) -> Result<Vec<u8>, String> {
-    let mut hashed: Vec<(u32, &DirEntry)> =
-        entries.iter().map(|e| (legacy_hash(&e.name), e)).collect();
+    let mut hashed: Vec<(u32, &DirEntry)> = entries
+        .iter()
+        .map(|e| (half_md4_hash(&e.name, hash_seed), e))
+        .collect();
     hashed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let sorted: Vec<DirEntry> = hashed.iter().map(|(_, e)| (*e).clone()).collect();
     let leaves = pack_leaves(&sorted, 0);
@@ -205,7 +291,7 @@ fn build_htree(
         put_entry(root, 12, dotdot, BS - 12);
         // dx_root_info: reserved, hash version (legacy), info length, levels.
         put32(root, 24, 0);
-        root[28] = 0;
+        root[28] = 1; // half-MD4
         root[29] = 8;
         root[30] = levels as u8;
         root[31] = 0;
@@ -260,10 +346,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn legacy_hash_is_stable() {
-        // Values fixed by the kernel's dx_hack_hash_unsigned.
-        assert_eq!(legacy_hash(b""), 0x12a3_fe2d << 1);
-        assert_ne!(legacy_hash(b"a"), legacy_hash(b"b"));
+    fn half_md4_differs_by_name_and_seed() {
+        let z = [0u32; 4];
+        assert_ne!(half_md4_hash(b"a", &z), half_md4_hash(b"b", &z));
+        assert_ne!(half_md4_hash(b"a", &z), half_md4_hash(b"a", &[1, 2, 3, 4]));
+        assert_eq!(half_md4_hash(b"a", &z) & 1, 0);
     }
 
     #[test]
@@ -273,8 +360,19 @@ mod tests {
             ino: 12,
             file_type: ft::REG,
         }];
-        let d = build_dir(2, 2, &e, 0, 1).unwrap();
+        let d = build_dir(2, 2, &e, 0, &[0; 4], 1).unwrap();
         assert_eq!(d.blocks.len(), BS);
         assert!(!d.indexed);
+    }
+}
+#[cfg(test)]
+mod hash_vectors {
+    #[test]
+    fn matches_debugfs_dx_hash() {
+        // debugfs -R "dx_hash -h half_md4 -s 01234567-89ab-cdef-0123-456789abcdef hello"
+        let seed = [0x6745_2301, 0xefcd_ab89, 0x6745_2301, 0xefcd_ab89];
+        assert_eq!(super::half_md4_hash(b"hello", &seed), 0xa26e_4a80);
+        // debugfs -R "dx_hash -h half_md4 hello" (zero seed: default buffer)
+        assert_eq!(super::half_md4_hash(b"hello", &[0; 4]), 0x1746_da32);
     }
 }

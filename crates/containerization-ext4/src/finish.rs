@@ -221,8 +221,15 @@ impl Formatter {
                 }
                 let parent_ino = self.ino_of[*parent];
                 let min_blocks = if ino == LOST_AND_FOUND_INODE { 4 } else { 1 };
-                let built = build_dir(ino, parent_ino, &entries, iseed, min_blocks)
-                    .map_err(ContainerizationError::invalid_argument)?;
+                let built = build_dir(
+                    ino,
+                    parent_ino,
+                    &entries,
+                    iseed,
+                    &self.hash_seed(),
+                    min_blocks,
+                )
+                .map_err(ContainerizationError::invalid_argument)?;
                 let n = (built.blocks.len() / BS) as u64;
                 let start = self.alloc(n)?;
                 self.write_at(&built.blocks, start)?;
@@ -512,17 +519,10 @@ impl Formatter {
         if self.journal.is_some() {
             put32(&mut s, 0xE0, JOURNAL_INODE);
         }
-        // Hash seed: derived from the UUID so images are reproducible when
-        // the UUID is given.
-        let hs = crate::crc::ext4_crc(0x5eed, &self.uuid);
-        for i in 0..4 {
-            put32(
-                &mut s,
-                0xEC + i * 4,
-                hs.rotate_left(i as u32 * 8) ^ (i as u32),
-            );
+        for (i, w) in self.hash_seed().iter().enumerate() {
+            put32(&mut s, 0xEC + i * 4, *w);
         }
-        s[0xFC] = 0; // legacy hash
+        s[0xFC] = 1; // half-MD4
         if self.journal.is_some() {
             s[0xFD] = 1; // s_jnl_blocks holds a copy of the journal inode's i_block
         }
@@ -558,6 +558,18 @@ impl Formatter {
         let c = ext4_crc(!0, &s[..0x3FC]);
         put32(&mut s, 0x3FC, c);
         s
+    }
+}
+
+impl Formatter {
+    /// Directory hash seed, derived from the UUID so that images are
+    /// reproducible when the UUID is given.
+    fn hash_seed(&self) -> [u32; 4] {
+        let mut seed = [0u32; 4];
+        for (i, w) in seed.iter_mut().enumerate() {
+            *w = ext4_crc(0x5eed_0000 + i as u32, &self.uuid);
+        }
+        seed
     }
 }
 

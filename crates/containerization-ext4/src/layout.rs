@@ -31,7 +31,6 @@ pub(crate) const COMPAT_DIR_INDEX: u32 = 0x20;
 pub(crate) const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 
 pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
-pub(crate) const INCOMPAT_RECOVER: u32 = 0x4;
 pub(crate) const INCOMPAT_EXTENTS: u32 = 0x40;
 pub(crate) const INCOMPAT_64BIT: u32 = 0x80;
 pub(crate) const INCOMPAT_FLEX_BG: u32 = 0x200;
@@ -47,8 +46,6 @@ pub(crate) const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 pub(crate) const EXTENTS_FL: u32 = 0x80000;
 /// Inode flag: the directory has a hashed index.
 pub(crate) const INDEX_FL: u32 = 0x1000;
-/// Inode flag: i_blocks is in filesystem blocks (we never set it).
-pub(crate) const HUGE_FILE_FL: u32 = 0x40000;
 
 /// Group descriptor flag: the inode table is zeroed.
 pub(crate) const BG_INODE_ZEROED: u16 = 0x4;
@@ -99,9 +96,6 @@ pub(crate) fn put16(b: &mut [u8], off: usize, v: u16) {
 }
 pub(crate) fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-pub(crate) fn put64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
 /// Reads a little-endian u16; the caller guarantees `off + 2 <= b.len()`.
 pub(crate) fn get16(b: &[u8], off: usize) -> u16 {

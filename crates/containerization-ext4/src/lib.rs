@@ -14,7 +14,9 @@ mod geometry;
 mod inode;
 mod layout;
 mod metadata;
+mod reader;
 mod tree;
+mod unpack;
 mod xattr;
 
 pub use formatter::{
@@ -22,3 +24,5 @@ pub use formatter::{
 };
 pub use layout::{BLOCK_SIZE, LOST_AND_FOUND_INODE, MAX_NAME_LEN, ROOT_INODE, SUPERBLOCK_MAGIC};
 pub use metadata::{Metadata, Timestamp};
+pub use reader::{DirEntryInfo, Ext4, FileReader, FileType, Stat, SuperblockInfo};
+pub use unpack::{UnpackStats, Unpacker, unpack_layers};

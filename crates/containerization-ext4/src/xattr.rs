@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::crc::ext4_crc;
 use crate::layout::{
-    BLOCK_SIZE, INLINE_XATTR_OFFSET, INODE_SIZE, XATTR_MAGIC, get16, get32, put16, put32, put64,
+    BLOCK_SIZE, INLINE_XATTR_OFFSET, INODE_SIZE, XATTR_MAGIC, get16, get32, put16, put32,
 };
 
 const PREFIXES: &[(u8, &str)] = &[
@@ -264,14 +264,6 @@ pub(crate) fn parse_entries(
         out.insert(name, value);
         off += 16 + pad4(name_len);
     }
-}
-
-/// Writes a little-endian u64 (used by callers building checksummed data).
-#[allow(dead_code)]
-pub(crate) fn le64(v: u64) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    put64(&mut b, 0, v);
-    b
 }
 
 #[cfg(test)]

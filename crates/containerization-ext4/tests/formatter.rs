@@ -76,9 +76,43 @@ fn small_tree_passes_fsck() {
         .unwrap();
     }
     f.close().unwrap();
-    common::fsck(&img);
-    let cat = common::debugfs(&img, "cat /etc/hello");
-    assert_eq!(cat, b"hello world\n");
+    let tree = common::check_image(&img);
+    let get = |p: &str| {
+        tree.get(p.as_bytes())
+            .unwrap_or_else(|| panic!("{p} missing"))
+    };
+    let hello = get("etc/hello");
+    assert_eq!(
+        hello.kind,
+        common::Kind::File(common::sha(b"hello world\n"))
+    );
+    assert_eq!(hello.nlink, 2);
+    assert_eq!(hello.mtime, (1_700_000_000, 5));
+    assert_eq!(
+        hello.xattrs.get("user.greeting").map(|v| v.as_slice()),
+        Some(&b"hi"[..])
+    );
+    assert_eq!(get("etc/hello2").ino, hello.ino);
+    assert_eq!(
+        get("etc/short").kind,
+        common::Kind::Symlink(b"hello".to_vec())
+    );
+    assert_eq!(get("etc/long").kind, common::Kind::Symlink(vec![b'x'; 200]));
+    assert_eq!(get("dev/null").kind, common::Kind::Char(1, 3));
+    assert_eq!(get("dev/big").kind, common::Kind::Block(300, 70000));
+    assert_eq!(get("run/fifo").kind, common::Kind::Fifo);
+    assert_eq!(get("run/sock").kind, common::Kind::Socket);
+    assert_eq!(get("big").size, 3 << 20);
+    assert_eq!(get("big").xattrs["user.large"].len(), 1000);
+    assert_eq!(tree.keys().filter(|k| k.starts_with(b"many/")).count(), 500);
+    assert_eq!(get("etc").nlink, 2);
+    let dump = common::debugfs(&img, "cat /etc/hello\nhtree_dump /many\n");
+    let text = String::from_utf8_lossy(&dump);
+    assert!(text.contains("hello world"), "{text}");
+    assert!(
+        text.contains("Root node dump"),
+        "/many should be hash-indexed: {text}"
+    );
 }
 
 #[test]
