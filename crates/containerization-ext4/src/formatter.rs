@@ -310,7 +310,7 @@ impl Formatter {
             links: 1,
             layer: self.layer,
         };
-        self.insert(parent, name, node);
+        self.replace(parent, name, node);
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 //! crate, debugfs) that must agree.
 #![allow(dead_code)]
 
+pub mod layer;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -188,7 +190,23 @@ fn compare_with_ext4_view(image: &Path, ours: &Tree) {
                     String::from_utf8_lossy(&path)
                 )
             });
-            let md = e.metadata().unwrap();
+            let md = match e.metadata() {
+                Ok(md) => md,
+                // ext4-view 1.0 rejects raw seconds >= 2^31 (before 1970 or
+                // after 2038) that ext4's epoch bits allow; the kernel and
+                // debugfs accept them.
+                Err(err)
+                    if !(0..1 << 31).contains(&mine.mtime.0)
+                        && format!("{err:?}").contains("InodeTimestamp") =>
+                {
+                    seen += 1;
+                    continue;
+                }
+                Err(err) => panic!(
+                    "ext4-view metadata of {}: {err}",
+                    String::from_utf8_lossy(&path)
+                ),
+            };
             let what = String::from_utf8_lossy(&path).into_owned();
             assert_eq!(md.mode() & 0o7777, mine.mode, "mode of {what}");
             assert_eq!(md.uid(), mine.uid, "uid of {what}");
@@ -279,14 +297,20 @@ fn compare_with_debugfs(image: &Path, ours: &Tree) {
                 String::from_utf8_lossy(&path)
             );
         };
-        let num = |b: &[u8]| std::str::from_utf8(b).unwrap().parse::<u64>().unwrap();
+        let num = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .unwrap()
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("number {:?}", String::from_utf8_lossy(b)))
+                as u64
+        };
         let what = String::from_utf8_lossy(&path).into_owned();
         assert_eq!(num(f[1]) as u32, mine.ino, "inode of {what}");
         let mode = u32::from_str_radix(std::str::from_utf8(f[2]).unwrap(), 8).unwrap();
         assert_eq!((mode & 0o7777) as u16, mine.mode, "mode of {what}");
         assert_eq!(num(f[3]) as u32, mine.uid, "uid of {what}");
         assert_eq!(num(f[4]) as u32, mine.gid, "gid of {what}");
-        if !f[f.len() - 2].is_empty() && mine.kind != Kind::Dir {
+        if matches!(mine.kind, Kind::File(_) | Kind::Symlink(_)) {
             assert_eq!(num(f[f.len() - 2]), mine.size, "size of {what}");
         }
         count += 1;
