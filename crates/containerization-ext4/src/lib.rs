@@ -15,6 +15,7 @@ mod inode;
 mod layout;
 mod metadata;
 mod reader;
+mod snapshot;
 mod tree;
 mod unpack;
 mod xattr;
@@ -25,4 +26,5 @@ pub use formatter::{
 pub use layout::{BLOCK_SIZE, LOST_AND_FOUND_INODE, MAX_NAME_LEN, ROOT_INODE, SUPERBLOCK_MAGIC};
 pub use metadata::{Metadata, Timestamp};
 pub use reader::{DirEntryInfo, Ext4, FileReader, FileType, Stat, SuperblockInfo};
+pub use snapshot::{DEFAULT_SNAPSHOT_SIZE, SnapshotStore};
 pub use unpack::{UnpackStats, Unpacker, unpack_layers};
