@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use containerization_error::{Code, ContainerizationError, Result, ResultExt};
+use containerization_error::{ContainerizationError, Result};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
@@ -222,12 +222,6 @@ fn auth_param(params: &str, key: &str) -> Option<String> {
         let (k, v) = p.trim().split_once('=')?;
         (k == key).then(|| v.trim_matches('"').to_string())
     })
-}
-
-/// Parses JSON bytes from a registry, naming what they should be.
-pub(crate) fn parse_manifest_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
-    serde_json::from_slice(bytes)
-        .context(Code::InvalidArgument, format!("{what} is not valid JSON"))
 }
 
 #[cfg(test)]

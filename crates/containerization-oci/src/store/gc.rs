@@ -1,12 +1,48 @@
 //! Garbage collection: mark blobs reachable from any image, sweep the rest.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use containerization_error::Result;
 
 use super::{GcReport, ImageStore};
+use crate::image::Image;
+
+/// Ingest files older than this were left by a killed process.
+const STALE_INGEST: Duration = Duration::from_secs(24 * 3600);
 
 impl ImageStore {
-    /// Removes blobs not reachable from any reference.
+    /// Removes blobs not reachable from any reference (and stale partial
+    /// downloads). A pull running concurrently in another process may lose
+    /// blobs it has not yet recorded; it then fails and can be rerun.
     pub fn gc(&self) -> Result<GcReport> {
-        Ok(GcReport::default())
+        let mut live = HashSet::new();
+        for image in self.list()? {
+            self.mark(&image, &mut live)?;
+        }
+        let mut report = GcReport::default();
+        for (digest, size) in self.content.list()? {
+            if !live.contains(&digest) {
+                self.content.delete(&digest)?;
+                report.reclaimed_bytes += size;
+                report.removed.push(digest);
+            }
+        }
+        self.content.clean_ingest(STALE_INGEST)?;
+        Ok(report)
+    }
+
+    /// Adds every blob `image` reaches to `live`.
+    pub(crate) fn mark(&self, image: &Image, live: &mut HashSet<String>) -> Result<()> {
+        live.insert(image.digest());
+        if !self.content.contains(&image.digest()) {
+            return Ok(());
+        }
+        for (d, m) in image.local_manifests(&self.content)? {
+            live.insert(d.digest().to_string());
+            live.insert(m.config().digest().to_string());
+            live.extend(m.layers().iter().map(|l| l.digest().to_string()));
+        }
+        Ok(())
     }
 }
