@@ -1,0 +1,212 @@
+//! Test harness: a daemon per test on its own state root, a real local
+//! registry, and the busybox fixture image.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The workspace root (for scripts/).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a prerequisite script; a failure names the script.
+fn script(name: &str, args: &[&str]) -> String {
+    let path = workspace().join("scripts").join(name);
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{name} failed (it provides this test's prerequisite): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The busybox OCI layout built once per test binary by
+/// scripts/build-busybox-image.sh.
+pub fn busybox_layout() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("busybox-oci-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        script("build-busybox-image.sh", &[dir.to_str().unwrap()]);
+        dir
+    })
+}
+
+/// A running `docker-registry` on 127.0.0.1, stopped on drop.
+pub struct Registry {
+    pub port: u16,
+    pid: i32,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry, optionally with an htpasswd file.
+    pub fn start(htpasswd: Option<&Path>) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec![dir.path().to_str().unwrap().to_string()];
+        if let Some(h) = htpasswd {
+            args.push(h.to_str().unwrap().to_string());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let line = script("start-registry.sh", &argv);
+        let mut parts = line.split_whitespace();
+        let port = parts.next().and_then(|p| p.parse().ok()).expect("port from start-registry.sh");
+        let pid = parts.next().and_then(|p| p.parse().ok()).expect("pid from start-registry.sh");
+        Registry {
+            port,
+            pid,
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes the busybox fixture as `repo:tag` with skopeo.
+    pub fn push_busybox(&self, repo_tag: &str, creds: Option<&str>) {
+        let layout = busybox_layout();
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(c) = creds {
+            cmd.args(["--dest-creds", c]);
+        }
+        let out = cmd
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}/{repo_tag}", self.host()))
+            .output()
+            .expect("skopeo is installed (apt-get install skopeo)");
+        assert!(
+            out.status.success(),
+            "skopeo copy to the registry failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of the registry process this test started.
+        unsafe {
+            libc::kill(self.pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// A state root with its own apiserver (started on demand, stopped on drop).
+pub struct Daemon {
+    pub root: tempfile::TempDir,
+    started: bool,
+}
+
+/// The outcome of one CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+}
+
+impl Daemon {
+    /// A fresh state root; no daemon yet.
+    pub fn new() -> Daemon {
+        Daemon {
+            root: tempfile::Builder::new()
+                .prefix("container-root-")
+                .tempdir()
+                .expect("tempdir"),
+            started: false,
+        }
+    }
+
+    /// A fresh state root with a running daemon.
+    pub fn started() -> Daemon {
+        let mut d = Daemon::new();
+        d.run(&["system", "start"]).ok();
+        d.started = true;
+        d
+    }
+
+    /// The CLI command with this root.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_container"));
+        c.args(args).env("CONTAINER_ROOT", self.root.path());
+        c
+    }
+
+    /// Runs the CLI with no stdin.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running container"),
+        )
+    }
+
+    /// Runs the CLI feeding `input` on stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running container");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        Run::from(child.wait_with_output().expect("waiting for container"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.run(&["system", "stop"]);
+        // Belt and braces: never leave a daemon behind a failed test.
+        if let Ok(pid) = std::fs::read_to_string(self.root.path().join("apiserver.pid")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: plain kill(2) of the daemon this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
