@@ -27,7 +27,11 @@ impl Entry {
     }
     /// `::1 localhost ip6-localhost ip6-loopback`.
     pub fn localhost_ipv6(comment: Option<&str>) -> Entry {
-        Entry::new("::1", &["localhost", "ip6-localhost", "ip6-loopback"], comment)
+        Entry::new(
+            "::1",
+            &["localhost", "ip6-localhost", "ip6-loopback"],
+            comment,
+        )
     }
     /// `fe00::0 ip6-localnet`.
     pub fn ipv6_local_net(comment: Option<&str>) -> Entry {

@@ -44,10 +44,16 @@ impl CommandLine {
     /// `panic=-1` reboots at once on a panic, and QEMU runs with
     /// `-no-reboot`, so a panicked guest ends the VM instead of hanging.
     pub fn kernel_defaults() -> Vec<String> {
-        ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "loglevel=3"]
-            .into_iter()
-            .map(String::from)
-            .collect()
+        [
+            "console=ttyS0",
+            "reboot=t",
+            "panic=-1",
+            "quiet",
+            "loglevel=3",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
     }
 
     /// Command line from explicit kernel and init arguments.
@@ -147,7 +153,10 @@ impl Kernel {
 
     /// The default kernel (see [`Kernel::default_path`]) for linux/amd64.
     pub fn default_kernel() -> Result<Kernel> {
-        Ok(Kernel::new(Self::default_path()?, SystemPlatform::linux_amd64()))
+        Ok(Kernel::new(
+            Self::default_path()?,
+            SystemPlatform::linux_amd64(),
+        ))
     }
 }
 

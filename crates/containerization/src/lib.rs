@@ -1,6 +1,7 @@
 //! `containerization`: run Linux containers, each in its own lightweight
 //! QEMU microVM (a Rust mirror of Apple's Containerization package).
 
+pub mod container;
 pub mod dns;
 pub mod exit_status;
 pub mod hosts;
@@ -12,6 +13,10 @@ pub mod statistics;
 pub mod terminal;
 pub mod vmm;
 
+pub use container::{
+    Configuration, LinuxContainer, LinuxProcess, OutputBuffer, ProcessConfiguration, State, Stdio,
+    UnixSocketConfiguration, User,
+};
 pub use containerization_error::{Code, ContainerizationError, Result};
 pub use dns::DNS;
 pub use exit_status::ExitStatus;

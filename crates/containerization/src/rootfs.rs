@@ -24,7 +24,10 @@ pub async fn create_overlay(base: &Path, out: &Path, size: u64) -> Result<PathBu
     // qcow2 cannot be smaller than its backing file's content.
     let size = size.max(base_len);
     if out.exists() {
-        return Err(ContainerizationError::exists(format!("{} already exists", out.display())));
+        return Err(ContainerizationError::exists(format!(
+            "{} already exists",
+            out.display()
+        )));
     }
     let tmp = out.with_extension("qcow2.tmp");
     let output = tokio::process::Command::new("qemu-img")
@@ -46,8 +49,9 @@ pub async fn create_overlay(base: &Path, out: &Path, size: u64) -> Result<PathBu
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    std::fs::rename(&tmp, out)
-        .map_err(|e| ContainerizationError::internal("cannot place rootfs overlay").with_cause(e))?;
+    std::fs::rename(&tmp, out).map_err(|e| {
+        ContainerizationError::internal("cannot place rootfs overlay").with_cause(e)
+    })?;
     Ok(out.to_path_buf())
 }
 
@@ -62,7 +66,9 @@ mod tests {
         let f = std::fs::File::create(&base).unwrap();
         f.set_len(64 << 20).unwrap();
         let out = dir.path().join("rootfs.qcow2");
-        create_overlay(&base, &out, DEFAULT_ROOTFS_SIZE).await.unwrap();
+        create_overlay(&base, &out, DEFAULT_ROOTFS_SIZE)
+            .await
+            .unwrap();
         assert!(std::fs::metadata(&out).unwrap().len() < 1 << 20);
         let info = std::process::Command::new("qemu-img")
             .args(["info", "--output=json"])
@@ -71,8 +77,15 @@ mod tests {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
         assert_eq!(v["virtual-size"], DEFAULT_ROOTFS_SIZE);
-        assert!(v["backing-filename"].as_str().unwrap().ends_with("base.ext4"));
-        let err = create_overlay(&base, &out, DEFAULT_ROOTFS_SIZE).await.unwrap_err();
+        assert!(
+            v["backing-filename"]
+                .as_str()
+                .unwrap()
+                .ends_with("base.ext4")
+        );
+        let err = create_overlay(&base, &out, DEFAULT_ROOTFS_SIZE)
+            .await
+            .unwrap_err();
         assert!(err.is_code(containerization_error::Code::Exists));
     }
 }

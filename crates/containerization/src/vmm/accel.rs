@@ -72,17 +72,39 @@ pub async fn probe_accelerator(kernel: &Path) -> Accelerator {
 
 async fn boot_test_kvm(kernel: &Path) -> (Accelerator, String) {
     let mut cmd = tokio::process::Command::new("qemu-system-x86_64");
-    cmd.args(["-M", "microvm,x-option-roms=off", "-accel", "kvm", "-cpu", "host"])
-        .args(["-m", "128", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
-        .args(["-serial", "stdio", "-kernel"])
-        .arg(kernel)
-        .args(["-append", "console=ttyS0 panic=-1 reboot=t rdinit=/none root=/dev/none"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "-M",
+        "microvm,x-option-roms=off",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+    ])
+    .args([
+        "-m",
+        "128",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+    ])
+    .args(["-serial", "stdio", "-kernel"])
+    .arg(kernel)
+    .args([
+        "-append",
+        "console=ttyS0 panic=-1 reboot=t rdinit=/none root=/dev/none",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let child = match super::spawn::spawn_tied(cmd) {
         Ok(c) => c,
-        Err(e) => return (Accelerator::Tcg, format!("cannot start QEMU for the KVM probe: {e}")),
+        Err(e) => {
+            return (
+                Accelerator::Tcg,
+                format!("cannot start QEMU for the KVM probe: {e}"),
+            );
+        }
     };
     match tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output()).await {
         Ok(Ok(out)) => {
@@ -92,7 +114,10 @@ async fn boot_test_kvm(kernel: &Path) -> (Accelerator, String) {
             } else {
                 (
                     Accelerator::Tcg,
-                    format!("probe guest under KVM exited without booting ({})", out.status),
+                    format!(
+                        "probe guest under KVM exited without booting ({})",
+                        out.status
+                    ),
                 )
             }
         }

@@ -12,12 +12,10 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use containerization_error::Result;
 
-use crate::kernel::Kernel;
-
 pub use accel::{Accelerator, probe_accelerator};
 pub use qemu::{QemuVirtualMachineInstance, QemuVirtualMachineManager};
 pub use qmp::{Qmp, QmpEvent};
-pub use vsock::VsockConnection;
+pub use vsock::{VsockConnection, VsockDialer};
 
 /// Disk image format of a block device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +54,6 @@ pub struct SharedDirectory {
 pub struct VmConfig {
     /// Identifier, used in logs and temp file names.
     pub id: String,
-    /// Guest kernel and command line.
-    pub kernel: Kernel,
-    /// initramfs (gzip'd cpio) whose `/sbin/vminitd` is PID 1.
-    pub initfs: PathBuf,
-    /// Path of init inside the initramfs (`rdinit=`).
-    pub init_path: String,
     /// Virtual CPUs (already including any agent overhead).
     pub cpus: u32,
     /// Guest memory in bytes (already including any agent overhead).
@@ -78,12 +70,9 @@ pub struct VmConfig {
 
 impl VmConfig {
     /// A config with one CPU, 256 MiB and no devices.
-    pub fn new(id: impl Into<String>, kernel: Kernel, initfs: impl Into<PathBuf>) -> Self {
+    pub fn new(id: impl Into<String>) -> Self {
         VmConfig {
             id: id.into(),
-            kernel,
-            initfs: initfs.into(),
-            init_path: "/sbin/vminitd".into(),
             cpus: 1,
             memory_in_bytes: 256 << 20,
             block_devices: Vec::new(),
@@ -105,7 +94,8 @@ pub enum VmState {
     Stopped,
 }
 
-/// Creates VM instances (seed `VirtualMachineManager`).
+/// Creates VM instances (seed `VirtualMachineManager`); the manager knows the
+/// kernel and initfs every VM it creates boots.
 #[async_trait]
 pub trait VirtualMachineManager: Send + Sync + std::fmt::Debug {
     /// Prepares a VM from `config` without booting it.
@@ -131,8 +121,11 @@ pub trait VirtualMachineInstance: Send + Sync + std::fmt::Debug {
     async fn wait(&self) -> Result<()>;
     /// Opens a stream to guest vsock `port`; retries until `timeout` while
     /// nothing listens there yet.
-    async fn dial_vsock(&self, port: u32, timeout: std::time::Duration)
-    -> Result<VsockConnection>;
+    async fn dial_vsock(&self, port: u32, timeout: std::time::Duration) -> Result<VsockConnection> {
+        self.dialer()?.dial(port, timeout).await
+    }
+    /// A cloneable dialer for guest vsock ports, valid while the VM runs.
+    fn dialer(&self) -> Result<VsockDialer>;
     /// Listens for guest-initiated connections to host vsock `port`.
     fn listen_vsock(&self, port: u32) -> Result<tokio::net::UnixListener>;
     /// Path of the serial console log.

@@ -13,12 +13,19 @@ use tracing::debug;
 use super::accel::{Accelerator, host_tsc_khz, probe_accelerator};
 use super::qmp::Qmp;
 use super::spawn::{Reaper, spawn_tied};
-use super::vsock::{VsockConnection, dial_hybrid, dial_kernel};
+use super::vsock::{VsockDialer, VsockTransport};
 use super::{DiskFormat, VirtualMachineInstance, VirtualMachineManager, VmConfig, VmState};
+use crate::kernel::{Kernel, default_initfs};
 
 /// Creates QEMU microVMs. Cheap to clone; holds no VM state.
 #[derive(Debug, Clone)]
 pub struct QemuVirtualMachineManager {
+    /// Guest kernel and command line.
+    pub kernel: Kernel,
+    /// initramfs (gzip'd cpio) whose init is PID 1.
+    pub initfs: PathBuf,
+    /// Path of init inside the initramfs (`rdinit=`).
+    pub init_path: String,
     /// QEMU binary.
     pub qemu: PathBuf,
     /// vhost-user vsock backend binary, used where `/dev/vhost-vsock` is absent.
@@ -34,14 +41,19 @@ pub struct QemuVirtualMachineManager {
     pub runtime_dir: PathBuf,
 }
 
-impl Default for QemuVirtualMachineManager {
-    fn default() -> Self {
+impl QemuVirtualMachineManager {
+    /// A manager booting `kernel` with `initfs` (seed
+    /// `VZVirtualMachineManager(kernel:initialFilesystem:bootlog:)`).
+    pub fn new(kernel: Kernel, initfs: impl Into<PathBuf>) -> Self {
         let runtime_dir = if nix::unistd::geteuid().is_root() {
             PathBuf::from("/run/container/vm")
         } else {
             std::env::temp_dir().join("container-vm")
         };
         QemuVirtualMachineManager {
+            kernel,
+            initfs: initfs.into(),
+            init_path: "/sbin/vminitd".into(),
             qemu: "qemu-system-x86_64".into(),
             vhost_device_vsock: "vhost-device-vsock".into(),
             virtiofsd: "virtiofsd".into(),
@@ -50,27 +62,22 @@ impl Default for QemuVirtualMachineManager {
             runtime_dir,
         }
     }
-}
 
-impl QemuVirtualMachineManager {
-    /// A manager with the defaults (binaries from `$PATH`, probed accelerator).
-    pub fn new() -> Self {
-        Self::default()
+    /// A manager with the installed or built kernel and initfs (see
+    /// [`Kernel::default_path`] and [`default_initfs`]).
+    pub fn with_defaults() -> Result<Self> {
+        Ok(Self::new(Kernel::default_kernel()?, default_initfs()?))
     }
 }
 
 #[async_trait]
 impl VirtualMachineManager for QemuVirtualMachineManager {
     async fn create(&self, config: VmConfig) -> Result<Box<dyn VirtualMachineInstance>> {
-        Ok(Box::new(QemuVirtualMachineInstance::new(self.clone(), config)?))
+        Ok(Box::new(QemuVirtualMachineInstance::new(
+            self.clone(),
+            config,
+        )?))
     }
-}
-
-/// How the host reaches guest vsock ports.
-#[derive(Debug, Clone)]
-enum VsockTransport {
-    Hybrid(PathBuf),
-    Kernel(u32),
 }
 
 /// One QEMU microVM and its helper processes.
@@ -102,7 +109,7 @@ impl QemuVirtualMachineInstance {
                 "a VM needs at least 1 CPU and 64 MiB of memory",
             ));
         }
-        for path in [&config.kernel.path, &config.initfs] {
+        for path in [&manager.kernel.path, &manager.initfs] {
             if !path.exists() {
                 return Err(ContainerizationError::not_found(format!(
                     "{} does not exist",
@@ -110,8 +117,10 @@ impl QemuVirtualMachineInstance {
                 )));
             }
         }
-        std::fs::create_dir_all(&manager.runtime_dir)
-            .map_err(io_err(format!("cannot create {}", manager.runtime_dir.display())))?;
+        std::fs::create_dir_all(&manager.runtime_dir).map_err(io_err(format!(
+            "cannot create {}",
+            manager.runtime_dir.display()
+        )))?;
         // Unix socket paths are limited to 108 bytes: keep the name short.
         let prefix: String = config.id.chars().take(12).collect();
         let dir = tempfile::Builder::new()
@@ -141,20 +150,25 @@ impl QemuVirtualMachineInstance {
     }
 
     fn dir(&self) -> &Path {
-        self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new("/nonexistent"))
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
     }
 
     fn qmp(&self) -> Result<&Qmp> {
-        self.qmp
-            .as_ref()
-            .ok_or_else(|| ContainerizationError::invalid_state(format!("VM {} is not running", self.config.id)))
+        self.qmp.as_ref().ok_or_else(|| {
+            ContainerizationError::invalid_state(format!("VM {} is not running", self.config.id))
+        })
     }
 
     async fn start_vsock_backend(&mut self) -> Result<Vec<OsString>> {
         if Path::new("/dev/vhost-vsock").exists() {
             // Kernel vsock: any CID unique on this host; collisions make QEMU
             // fail to start, which the caller reports.
-            let cid = 3 + (std::process::id() ^ (Instant::now().elapsed().subsec_nanos() << 8)) % 0x00ff_ffff;
+            let cid = 3
+                + (std::process::id() ^ (Instant::now().elapsed().subsec_nanos() << 8))
+                    % 0x00ff_ffff;
             self.transport = Some(VsockTransport::Kernel(cid));
             return Ok(vec![
                 "-device".into(),
@@ -172,7 +186,10 @@ impl QemuVirtualMachineInstance {
             .arg(&uds)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir().join("vhost-device-vsock.log")).map_err(io_err("cannot create helper log"))?);
+            .stderr(
+                std::fs::File::create(self.dir().join("vhost-device-vsock.log"))
+                    .map_err(io_err("cannot create helper log"))?,
+            );
         let mut child = spawn_tied(cmd).map_err(|e| {
             ContainerizationError::not_found(format!(
                 "cannot start {}: install it with `cargo install vhost-device-vsock --locked`",
@@ -246,20 +263,30 @@ impl QemuVirtualMachineInstance {
             (acc, _) => push(acc.as_str()),
         }
         push("-cpu");
-        push(if accel == Accelerator::Kvm { "host" } else { "max" });
+        push(if accel == Accelerator::Kvm {
+            "host"
+        } else {
+            "max"
+        });
         push("-smp");
         push(&c.cpus.to_string());
         push("-m");
         push(&format!("{mem_mib}M"));
         push("-object");
-        push(&format!("memory-backend-memfd,id=mem0,size={mem_mib}M,share=on"));
+        push(&format!(
+            "memory-backend-memfd,id=mem0,size={mem_mib}M,share=on"
+        ));
         for s in ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"] {
             push(s);
         }
-        let mut cl = c.kernel.command_line.clone();
-        cl.kernel_args.push(format!("rdinit={}", c.init_path));
+        let m = &self.manager;
+        let mut cl = m.kernel.command_line.clone();
+        cl.kernel_args.push(format!("rdinit={}", m.init_path));
         if accel == Accelerator::Tcg
-            && !cl.kernel_args.iter().any(|k| k.starts_with("tsc_early_khz="))
+            && !cl
+                .kernel_args
+                .iter()
+                .any(|k| k.starts_with("tsc_early_khz="))
             && let Some(khz) = host_tsc_khz()
         {
             cl.kernel_args.push(format!("tsc_early_khz={khz}"));
@@ -267,9 +294,9 @@ impl QemuVirtualMachineInstance {
         push("-append");
         push(&cl.render());
         a.push("-kernel".into());
-        a.push(c.kernel.path.clone().into());
+        a.push(m.kernel.path.clone().into());
         a.push("-initrd".into());
-        a.push(c.initfs.clone().into());
+        a.push(m.initfs.clone().into());
         let mut serial = OsString::from("file:");
         serial.push(&self.bootlog);
         a.push("-serial".into());
@@ -367,13 +394,14 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
         }
         let accel = match self.manager.accelerator {
             Some(a) => a,
-            None => probe_accelerator(&self.config.kernel.path).await,
+            None => probe_accelerator(&self.manager.kernel.path).await,
         };
         let mut args = self.qemu_args(accel);
         args.extend(self.start_vsock_backend().await?);
         args.extend(self.start_virtiofsd().await?);
         debug!(vm = %self.config.id, ?args, "starting qemu");
-        let log = std::fs::File::create(self.dir().join("qemu.log")).map_err(io_err("cannot create qemu.log"))?;
+        let log = std::fs::File::create(self.dir().join("qemu.log"))
+            .map_err(io_err("cannot create qemu.log"))?;
         let mut cmd = tokio::process::Command::new(&self.manager.qemu);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -390,7 +418,11 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
         let qmp_path = self.dir().join("qmp.sock");
         if let Err(e) = wait_for_socket(&qmp_path, &mut child, "qemu").await {
             let _ = child.start_kill();
-            return Err(ContainerizationError::internal(format!("{}{}", e.message, self.log_tail())));
+            return Err(ContainerizationError::internal(format!(
+                "{}{}",
+                e.message,
+                self.log_tail()
+            )));
         }
         let qmp = match Qmp::connect(&qmp_path).await {
             Ok(q) => q,
@@ -446,7 +478,9 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
                 let _ = tokio::time::timeout(Duration::from_secs(1), q.quit()).await;
             }
             let mut rx = self.exited.clone();
-            if tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|e| *e)).await.is_err()
+            if tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|e| *e))
+                .await
+                .is_err()
                 && let Some(k) = self.kill.take()
             {
                 let _ = k.send(());
@@ -469,25 +503,16 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
         Ok(())
     }
 
-    async fn dial_vsock(&self, port: u32, timeout: Duration) -> Result<VsockConnection> {
-        match &self.transport {
-            Some(VsockTransport::Hybrid(uds)) => {
-                let uds = uds.clone();
-                let mut exited = self.exited.clone();
-                tokio::select! {
-                    r = dial_hybrid(&uds, port, timeout) => r.map(VsockConnection::Hybrid),
-                    _ = exited.wait_for(|e| *e) => Err(ContainerizationError::internal(format!(
-                        "VM {} exited before guest port {port} answered; see {}{}",
-                        self.config.id, self.bootlog.display(), self.log_tail()
-                    ))),
-                }
-            }
-            Some(VsockTransport::Kernel(cid)) => dial_kernel(*cid, port, timeout).await.map(VsockConnection::Kernel),
-            None => Err(ContainerizationError::invalid_state(format!(
-                "VM {} is not running",
-                self.config.id
-            ))),
-        }
+    fn dialer(&self) -> Result<VsockDialer> {
+        let transport = self.transport.clone().ok_or_else(|| {
+            ContainerizationError::invalid_state(format!("VM {} is not running", self.config.id))
+        })?;
+        Ok(VsockDialer {
+            transport,
+            exited: self.exited.clone(),
+            vm_id: self.config.id.clone(),
+            bootlog: self.bootlog.clone(),
+        })
     }
 
     fn listen_vsock(&self, port: u32) -> Result<tokio::net::UnixListener> {

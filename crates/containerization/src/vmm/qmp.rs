@@ -74,8 +74,9 @@ impl Qmp {
             .lock()
             .map_err(|_| ContainerizationError::internal("QMP state poisoned"))?
             .insert(id, tx);
-        let mut line = serde_json::to_vec(&msg)
-            .map_err(|e| ContainerizationError::internal("cannot encode QMP command").with_cause(e))?;
+        let mut line = serde_json::to_vec(&msg).map_err(|e| {
+            ContainerizationError::internal("cannot encode QMP command").with_cause(e)
+        })?;
         line.push(b'\n');
         {
             let mut w = self.writer.lock().await;
@@ -193,7 +194,9 @@ mod tests {
                             .unwrap();
                         json!({"return": {"status": "paused", "running": false}, "id": id})
                     }
-                    "bogus" => json!({"error": {"class": "CommandNotFound", "desc": "no bogus"}, "id": id}),
+                    "bogus" => {
+                        json!({"error": {"class": "CommandNotFound", "desc": "no bogus"}, "id": id})
+                    }
                     _ => json!({"return": {}, "id": id}),
                 };
                 let mut b = serde_json::to_vec(&reply).unwrap();

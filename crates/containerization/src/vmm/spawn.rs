@@ -47,7 +47,14 @@ pub(crate) fn spawn_tied(mut cmd: tokio::process::Command) -> Result<tokio::proc
     // async-signal-safe functions (prctl, getppid, setpgid, _exit).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The owner may have died before prctl took effect.

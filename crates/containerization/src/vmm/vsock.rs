@@ -29,7 +29,9 @@ impl VsockConnection {
         let fd: OwnedFd = match self {
             VsockConnection::Hybrid(s) => s
                 .into_std()
-                .map_err(|e| ContainerizationError::internal("cannot detach vsock stream").with_cause(e))?
+                .map_err(|e| {
+                    ContainerizationError::internal("cannot detach vsock stream").with_cause(e)
+                })?
                 .into(),
             VsockConnection::Kernel(s) => {
                 let raw = s.as_fd().try_clone_to_owned().map_err(|e| {
@@ -98,6 +100,51 @@ impl AsyncWrite for VsockConnection {
     }
 }
 
+/// How the host reaches guest vsock ports of one VM.
+#[derive(Debug, Clone)]
+pub(crate) enum VsockTransport {
+    /// Hybrid-vsock unix socket path.
+    Hybrid(std::path::PathBuf),
+    /// Kernel vsock guest CID.
+    Kernel(u32),
+}
+
+/// Dials guest vsock ports of one VM; cheap to clone. Fails fast once the
+/// VM has exited instead of retrying until the timeout.
+#[derive(Debug, Clone)]
+pub struct VsockDialer {
+    pub(crate) transport: VsockTransport,
+    pub(crate) exited: tokio::sync::watch::Receiver<bool>,
+    pub(crate) vm_id: String,
+    pub(crate) bootlog: std::path::PathBuf,
+}
+
+impl VsockDialer {
+    /// Opens a stream to guest `port`, retrying until `timeout` while nothing
+    /// listens there yet.
+    pub async fn dial(&self, port: u32, timeout: Duration) -> Result<VsockConnection> {
+        let mut exited = self.exited.clone();
+        let attempt = async {
+            match &self.transport {
+                VsockTransport::Hybrid(uds) => dial_hybrid(uds, port, timeout)
+                    .await
+                    .map(VsockConnection::Hybrid),
+                VsockTransport::Kernel(cid) => dial_kernel(*cid, port, timeout)
+                    .await
+                    .map(VsockConnection::Kernel),
+            }
+        };
+        tokio::select! {
+            r = attempt => r,
+            _ = exited.wait_for(|e| *e) => Err(ContainerizationError::invalid_state(format!(
+                "VM {} exited before guest port {port} answered; see {}",
+                self.vm_id,
+                self.bootlog.display()
+            ))),
+        }
+    }
+}
+
 /// One hybrid-vsock connect attempt.
 pub(crate) async fn dial_hybrid_once(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
     let mut s = UnixStream::connect(uds).await?;
@@ -146,7 +193,11 @@ pub(crate) async fn dial_hybrid(uds: &Path, port: u32, timeout: Duration) -> Res
 }
 
 /// Dials guest `port` of VM `cid` over kernel vsock, retrying until `timeout`.
-pub(crate) async fn dial_kernel(cid: u32, port: u32, timeout: Duration) -> Result<tokio_vsock::VsockStream> {
+pub(crate) async fn dial_kernel(
+    cid: u32,
+    port: u32,
+    timeout: Duration,
+) -> Result<tokio_vsock::VsockStream> {
     let deadline = Instant::now() + timeout;
     loop {
         match tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(cid, port)).await {
@@ -179,7 +230,9 @@ mod tests {
             assert_eq!(&buf, b"CONNECT 1024\n");
             s.write_all(b"OK 99\nhello").await.unwrap();
         });
-        let mut s = dial_hybrid(&uds, 1024, Duration::from_secs(2)).await.unwrap();
+        let mut s = dial_hybrid(&uds, 1024, Duration::from_secs(2))
+            .await
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         assert_eq!(out, "hello");

@@ -1,0 +1,58 @@
+//! Shared helpers of the VM tests: locating the kernel and building a tiny
+//! busybox initramfs (the bare-boot reference).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use containerization::Kernel;
+
+/// The guest kernel, or a failure naming the script that builds it.
+pub fn kernel() -> Kernel {
+    match Kernel::default_kernel() {
+        Ok(k) => k,
+        Err(e) => panic!("{} (scripts/build-kernel.sh builds it)", e.message),
+    }
+}
+
+/// Builds `dir/initfs.cpio.gz`: busybox-static plus `/init` = `script`.
+pub fn busybox_initfs(dir: &Path, script: &str) -> PathBuf {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox not found: apt-get install busybox-static (scripts/setup.sh)");
+    let root = dir.join("initfs-root");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "mnt"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let init = root.join("init");
+    std::fs::write(&init, format!("#!/bin/sh\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join("initfs.cpio.gz");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            root.display(),
+            out.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cpio/gzip failed building the test initfs"
+    );
+    out
+}
+
+/// Whether a process with this pid is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.contains(") Z "),
+        Err(_) => false,
+    }
+}
