@@ -76,11 +76,7 @@ impl Image {
         platform: &Platform,
     ) -> Result<ImageConfiguration> {
         let (_, manifest) = self.resolve_manifest(content, platform)?;
-        parse_json(
-            content,
-            &manifest.config().digest().to_string(),
-            "image config",
-        )
+        parse_json(content, manifest.config().digest().as_ref(), "image config")
     }
 
     /// Platforms whose manifests are present locally.
@@ -90,11 +86,8 @@ impl Image {
             match Platform::of_descriptor(&descriptor) {
                 Some(p) => out.push(p),
                 None => {
-                    let config: ImageConfiguration = parse_json(
-                        content,
-                        &manifest.config().digest().to_string(),
-                        "image config",
-                    )?;
+                    let config: ImageConfiguration =
+                        parse_json(content, manifest.config().digest().as_ref(), "image config")?;
                     let mut p = Platform::from_arch(&config.architecture().to_string());
                     p.os = config.os().to_string();
                     if let Some(v) = config.variant() {
@@ -118,8 +111,7 @@ impl Image {
                 .manifests()
                 .iter()
                 .filter(|d| {
-                    is_manifest(&d.media_type().to_string())
-                        && content.contains(d.digest().as_ref())
+                    is_manifest(d.media_type().as_ref()) && content.contains(d.digest().as_ref())
                 })
                 .map(|d| {
                     let m = parse_json(content, d.digest().as_ref(), "image manifest")?;

@@ -120,7 +120,7 @@ impl Platform {
             let order = ["v8", "v7", "v6", "v5"];
             let w = order.iter().position(|v| Some(*v) == want.as_deref())?;
             let h = order.iter().position(|v| Some(*v) == have.as_deref())?;
-            return (h > w).then_some((h - w) as u32);
+            return (h > w).then(|| (h - w) as u32);
         }
         if self.architecture == "amd64" && have.as_deref() == Some("v1") {
             return Some(1);

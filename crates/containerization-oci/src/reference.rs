@@ -208,7 +208,14 @@ mod tests {
     fn valid_references() {
         let d = format!("sha256:{HEX}");
         // input, domain, path, tag, digest
-        let cases: Vec<(String, Option<&str>, &str, Option<&str>, Option<&str>)> = vec![
+        type Case<'a> = (
+            String,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             ("nginx".into(), None, "nginx", None, None),
             ("nginx:1.25".into(), None, "nginx", Some("1.25"), None),
             ("library/nginx".into(), None, "library/nginx", None, None),

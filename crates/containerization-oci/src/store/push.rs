@@ -65,7 +65,7 @@ impl ImageStore {
                 remote,
                 &remote.by_digest(&digest),
                 bytes,
-                &d.media_type().to_string(),
+                d.media_type().as_ref(),
             )
             .await?;
         }
