@@ -1,1 +1,80 @@
-fn main() {}
+//! `vminitd`: PID 1 of the container VM. Mounts the basics, reaps zombies and
+//! serves the `SandboxContext` gRPC API on vsock port 1024 (or a unix socket
+//! for host tests). Re-executed as `vminitd __vmexec` to set up each
+//! container process (see `container::vmexec`).
+
+mod boot;
+mod container;
+mod listen;
+mod reaper;
+mod service;
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Command line of the agent.
+#[derive(Debug, Parser)]
+#[command(name = "vminitd", version, about = "Guest agent of the container VM")]
+struct Args {
+    /// Where to serve: `vsock:PORT` (default vsock:1024) or `unix:/path`.
+    #[arg(long, default_value = "vsock:1024")]
+    listen: listen::ListenAddr,
+    /// cgroup v2 mount point used for container cgroups.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: std::path::PathBuf,
+}
+
+fn main() -> ExitCode {
+    // The container-process helper runs single-threaded, before any runtime.
+    if std::env::args().nth(1).as_deref() == Some(container::vmexec::ARG) {
+        return container::vmexec::main();
+    }
+    let pid1 = std::process::id() == 1;
+    if pid1 {
+        boot::pid1_setup();
+    }
+    // When the kernel hands PID 1 unknown arguments from the command line,
+    // ignore them instead of refusing to boot.
+    let args = if pid1 {
+        Args::try_parse().unwrap_or_else(|_| Args::parse_from(["vminitd"]))
+    } else {
+        Args::parse()
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VMINITD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vminitd: cannot start the runtime: {e}");
+            return boot::fail(pid1);
+        }
+    };
+    match runtime.block_on(serve(args, pid1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("vminitd: {e}");
+            boot::fail(pid1)
+        }
+    }
+}
+
+async fn serve(
+    args: Args,
+    pid1: bool,
+) -> Result<(), containerization_error::ContainerizationError> {
+    let reaper = reaper::Reaper::start()?;
+    let agent = service::Agent::new(reaper, args.cgroup_root, pid1);
+    listen::serve(args.listen, agent).await
+}

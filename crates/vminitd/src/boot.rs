@@ -1,0 +1,159 @@
+//! PID 1 duties at boot: the basic mounts, the console, the agent's own
+//! cgroup and rlimits, and powering off when things go wrong.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::ExitCode;
+
+use nix::mount::MsFlags;
+
+use crate::sys;
+
+/// Filesystems PID 1 mounts before serving: (type, source, target, flags, data).
+const BOOT_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
+    (
+        "proc",
+        "proc",
+        "/proc",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        "",
+    ),
+    (
+        "sysfs",
+        "sysfs",
+        "/sys",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        "",
+    ),
+    (
+        "devtmpfs",
+        "devtmpfs",
+        "/dev",
+        MsFlags::MS_NOSUID,
+        "mode=0755",
+    ),
+    (
+        "tmpfs",
+        "tmpfs",
+        "/run",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        "mode=0755",
+    ),
+    (
+        "cgroup2",
+        "cgroup2",
+        "/sys/fs/cgroup",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        "nsdelegate",
+    ),
+];
+
+/// Mounts one filesystem unless something is already mounted there.
+pub fn ensure_mount(
+    fstype: &str,
+    source: &str,
+    target: &str,
+    flags: MsFlags,
+    data: &str,
+) -> Result<(), String> {
+    let path = Path::new(target);
+    if sys::is_mount_point(path) {
+        return Ok(());
+    }
+    let _ = std::fs::create_dir_all(path);
+    let data = (!data.is_empty()).then_some(data);
+    nix::mount::mount(Some(source), path, Some(fstype), flags, data)
+        .map_err(|e| format!("cannot mount {fstype} on {target}: {e}"))
+}
+
+/// The boot sequence of PID 1. Failures are logged to the console and the
+/// agent keeps going: a reachable agent with a missing mount is easier to
+/// diagnose than a VM that never answers.
+pub fn pid1_setup() {
+    for (fstype, source, target, flags, data) in BOOT_MOUNTS {
+        if let Err(e) = ensure_mount(fstype, source, target, *flags, data) {
+            eprintln!("vminitd: {e}");
+        }
+    }
+    attach_console();
+    eprintln!("vminitd: booting (pid 1)");
+    if let Err(e) = join_own_cgroup() {
+        eprintln!("vminitd: cannot create cgroup /vminitd: {e}");
+    }
+    raise_nofile();
+    // SAFETY: setenv before any other thread exists (no runtime yet).
+    unsafe { std::env::set_var("PATH", vminitd_api::DEFAULT_PATH) };
+}
+
+/// Points stdio at /dev/console so boot messages reach `logs --boot`.
+fn attach_console() {
+    let Ok(console) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    else {
+        return;
+    };
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors; `console` stays open for the call.
+        unsafe { libc::dup2(console.as_raw_fd(), fd) };
+    }
+}
+
+/// Puts the agent in cgroup /vminitd with a soft memory ceiling, as Apple does.
+fn join_own_cgroup() -> std::io::Result<()> {
+    let dir = Path::new("/sys/fs/cgroup/vminitd");
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())?;
+    let _ = std::fs::write(dir.join("memory.high"), (80u64 << 20).to_string());
+    let _ = std::fs::write(dir.join("memory.low"), (50u64 << 20).to_string());
+    Ok(())
+}
+
+/// Raises RLIMIT_NOFILE to the kernel's maximum (containers inherit it).
+fn raise_nofile() {
+    let max = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, max, max);
+}
+
+/// Exits on a fatal error; PID 1 powers the VM off instead (exiting would panic the kernel).
+pub fn fail(pid1: bool) -> ExitCode {
+    if pid1 {
+        power_off();
+    }
+    ExitCode::FAILURE
+}
+
+/// Syncs, unmounts everything it can and powers off. Never returns as PID 1.
+pub fn power_off() {
+    nix::unistd::sync();
+    unmount_all();
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+}
+
+/// Unmounts every mount except the root, deepest first (lazily, so busy
+/// mounts do not block power-off; data is already synced).
+pub fn unmount_all() {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| p != "/")
+        .collect();
+    points.reverse();
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}

@@ -1,0 +1,220 @@
+//! `vminitd __vmexec`: the minimal runc-like helper (Apple's `vmexec`).
+//!
+//! The agent spawns it with the process's stdio on fds 0-2 and a setup
+//! socket on fd 3 carrying an [`ExecConfig`]. It joins the cgroup, creates
+//! (or, for an exec, joins) the namespaces, forks so the pid namespace
+//! applies, reports the child's pid and exits. The child builds the root,
+//! switches identity and execs; if any step fails it writes the error on the
+//! socket, which is close-on-exec, so EOF without an error means the exec
+//! succeeded. The agent, PID 1 or a subreaper, inherits the child.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::unistd::{ForkResult, fork};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
+use super::rootfs::{self, StepResult};
+use super::{cgroup, security};
+
+/// The argument that selects this helper.
+pub const ARG: &str = "__vmexec";
+
+/// The fd of the setup socket.
+pub const SETUP_FD: i32 = 3;
+
+/// Entry point of `vminitd __vmexec`.
+pub fn main() -> ExitCode {
+    // SAFETY: fd 3 is the setup socket the agent placed there; nothing else owns it.
+    let mut sock = unsafe { File::from_raw_fd(SETUP_FD) };
+    // The exec'd program must not inherit it: its closing signals success.
+    let _ = nix::fcntl::fcntl(
+        &sock,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let mut raw = Vec::new();
+    let config = sock
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("cannot read the setup request: {e}"))
+        .and_then(|_| {
+            serde_json::from_slice::<ExecConfig>(&raw)
+                .map_err(|e| format!("invalid setup request: {e}"))
+        });
+    let result = config.and_then(|c| run(&c, &mut sock));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            let _ = writeln!(sock, "{REPLY_ERROR}{}", msg.replace('\n', " "));
+            ExitCode::from(127)
+        }
+    }
+}
+
+/// Namespaces to create for a new container (network is shared with the VM).
+fn new_namespaces(spec: &Spec) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    let listed = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
+    match listed {
+        None => {
+            flags |= CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC
+        }
+        Some(list) => {
+            for ns in list {
+                // A path means "join this namespace": not supported in the VM.
+                if ns.path().is_some() {
+                    continue;
+                }
+                flags |= match ns.typ() {
+                    LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+                    LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+                    LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+                    LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+                    _ => CloneFlags::empty(),
+                };
+            }
+        }
+    }
+    flags
+}
+
+/// Joins the namespaces of `pid` (except network and user, which the VM shares).
+fn join_namespaces(pid: i32) -> StepResult {
+    let mut fds = Vec::new();
+    for ns in ["ipc", "uts", "cgroup", "pid", "mnt"] {
+        let path = format!("/proc/{pid}/ns/{ns}");
+        match File::open(&path) {
+            Ok(f) => fds.push((ns, OwnedFd::from(f))),
+            Err(e) if ns == "cgroup" && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("the container is not running ({path}: {e})")),
+        }
+    }
+    // Open all before entering any: entering mnt changes what /proc shows.
+    for (ns, fd) in fds {
+        setns(&fd, CloneFlags::empty()).map_err(|e| format!("cannot join {ns} namespace: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run(config: &ExecConfig, sock: &mut File) -> StepResult {
+    if let Some(dir) = &config.cgroup {
+        cgroup::join(dir, std::process::id()).map_err(|e| e.to_string())?;
+    }
+    match config.join_pid {
+        Some(pid) => join_namespaces(pid)?,
+        None => unshare(new_namespaces(&config.spec)).map_err(|e| format!("unshare: {e}"))?,
+    }
+    // SAFETY: this helper is single-threaded, so the child may run any code.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Parent { child } => {
+            writeln!(sock, "{REPLY_PID}{child}").map_err(|e| format!("cannot report the pid: {e}"))
+        }
+        ForkResult::Child => {
+            let err = child(config).unwrap_err();
+            let _ = writeln!(sock, "{REPLY_ERROR}{}", err.replace('\n', " "));
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(127) }
+        }
+    }
+}
+
+/// Runs in the container's namespaces; only returns on failure.
+fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
+    let spec = &config.spec;
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    if config.terminal {
+        // SAFETY: ioctl on fd 0 (the PTY slave) with an integer argument.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            return Err(format!(
+                "cannot take the terminal: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if config.join_pid.is_none() {
+        rootfs::setup(spec)?;
+        if let Some(host) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(host).map_err(|e| format!("sethostname: {e}"))?;
+        }
+        for (key, value) in spec
+            .linux()
+            .iter()
+            .flat_map(|l| l.sysctl().iter().flatten())
+        {
+            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|e| format!("sysctl {key}: {e}"))?;
+        }
+    }
+    let process = spec.process().as_ref().ok_or("the spec has no process")?;
+    let identity = security::resolve_user(process)?;
+    security::set_rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        let _ = std::fs::write("/proc/self/oom_score_adj", adj.to_string());
+    }
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let cwd = if process.cwd().as_os_str().is_empty() {
+        PathBuf::from("/")
+    } else {
+        process.cwd().clone()
+    };
+    std::env::set_current_dir(&cwd).map_err(|e| format!("cwd {}: {e}", cwd.display()))?;
+    let env = environment(process, &identity);
+    let args = process.args().clone().unwrap_or_default();
+    let program = args.first().ok_or("the process has no args")?;
+    let path = find_program(program, &env)?;
+    security::switch_user(&identity, process.capabilities().as_ref())?;
+    security::no_new_privs(process)?;
+    let cstr = |s: &str| CString::new(s).map_err(|_| format!("argument {s:?} contains NUL"));
+    let argv = args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<StepResult<Vec<_>>>()?;
+    let envp = env
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<StepResult<Vec<_>>>()?;
+    let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| "path contains NUL")?;
+    let e = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
+    Err(format!("exec {program}: {e}"))
+}
+
+/// The process environment, with PATH and HOME defaulted.
+fn environment(process: &Process, id: &security::Identity) -> Vec<String> {
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", vminitd_api::DEFAULT_PATH));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = id.home.clone().unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// Resolves `program` against the process's PATH (not the agent's).
+fn find_program(program: &str, env: &[String]) -> StepResult<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(vminitd_api::DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!("exec {program}: not found in PATH"))
+}
