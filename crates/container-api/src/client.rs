@@ -95,7 +95,11 @@ impl ApiClient {
 
     /// `Images.List`.
     pub async fn list_images(&self) -> Result<Vec<apiserver::ImageInfo>> {
-        let r = self.images().list(apiserver::Empty {}).await.map_err(status)?;
+        let r = self
+            .images()
+            .list(apiserver::Empty {})
+            .await
+            .map_err(status)?;
         Ok(r.into_inner().images)
     }
 

@@ -52,7 +52,11 @@ pub(crate) fn progress(ev: ProgressEvent) -> Progress {
             p.digest = digest;
             p.current = total;
             p.total = total;
-            p.message = if cached { "cached".into() } else { String::new() };
+            p.message = if cached {
+                "cached".into()
+            } else {
+                String::new()
+            };
         }
         ProgressEvent::Done { digest } => {
             p.kind = "done".into();
@@ -75,6 +79,9 @@ pub(crate) fn scheme(s: &str) -> Result<Scheme> {
     if s.is_empty() {
         return Ok(Scheme::Auto);
     }
-    s.parse::<Scheme>()
-        .map_err(|_| ContainerizationError::invalid_argument(format!("invalid scheme '{s}': use http, https or auto")))
+    s.parse::<Scheme>().map_err(|_| {
+        ContainerizationError::invalid_argument(format!(
+            "invalid scheme '{s}': use http, https or auto"
+        ))
+    })
 }

@@ -209,11 +209,16 @@ impl Images for ImagesService {
         let req = req.into_inner();
         let platform = convert::platform(&req.platform)?;
         if req.references.is_empty() {
-            return Err(ContainerizationError::invalid_argument("save needs at least one image").into());
+            return Err(
+                ContainerizationError::invalid_argument("save needs at least one image").into(),
+            );
         }
         self.blocking(move |s| {
-            s.images
-                .save(&req.references, platform.as_ref(), &PathBuf::from(&req.output))
+            s.images.save(
+                &req.references,
+                platform.as_ref(),
+                &PathBuf::from(&req.output),
+            )
         })
         .await?;
         Ok(Response::new(Empty {}))

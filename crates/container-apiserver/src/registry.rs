@@ -40,7 +40,8 @@ impl Registry for RegistryService {
         }
         let scheme = convert::scheme(&req.scheme)?;
         verify_login(&req.host, &req.username, &req.password, scheme).await?;
-        self.store()?.login(&req.host, &req.username, &req.password)?;
+        self.store()?
+            .login(&req.host, &req.username, &req.password)?;
         tracing::info!(host = %req.host, user = %req.username, "registry login stored");
         Ok(Response::new(Empty {}))
     }

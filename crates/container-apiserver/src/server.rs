@@ -41,8 +41,10 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     let root = opts.root.clone();
     // Everything the daemon creates is private unless made otherwise.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    std::fs::create_dir_all(root.logs_dir())
-        .context(Code::InternalError, format!("creating {}", root.logs_dir().display()))?;
+    std::fs::create_dir_all(root.logs_dir()).context(
+        Code::InternalError,
+        format!("creating {}", root.logs_dir().display()),
+    )?;
     init_logging(&root.apiserver_log(), &opts.log_level)?;
 
     let socket = root.apiserver_socket();
@@ -61,8 +63,9 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     let stop = {
         let shared = shared.clone();
         async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler cannot fail at start-up");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler cannot fail at start-up");
             tokio::select! {
                 _ = shared.shutdown.notified() => tracing::info!("shutdown requested"),
                 _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -91,7 +94,10 @@ fn init_logging(path: &Path, filter: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open(path)
-        .context(Code::InternalError, format!("opening log {}", path.display()))?;
+        .context(
+            Code::InternalError,
+            format!("opening log {}", path.display()),
+        )?;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second init in the same process (tests) keeps the first subscriber.
@@ -113,16 +119,20 @@ async fn bind_socket(socket: &Path) -> Result<UnixListener> {
                 socket.display()
             )));
         }
-        std::fs::remove_file(socket)
-            .context(Code::InternalError, format!("removing stale {}", socket.display()))?;
+        std::fs::remove_file(socket).context(
+            Code::InternalError,
+            format!("removing stale {}", socket.display()),
+        )?;
     }
     let listener = UnixListener::bind(socket)
         .context(Code::InternalError, format!("binding {}", socket.display()))?;
     let group = nix::unistd::Group::from_name("container").ok().flatten();
     let mode = if group.is_some() { 0o660 } else { 0o600 };
     if let Some(g) = group {
-        nix::unistd::chown(socket, None, Some(g.gid))
-            .context(Code::InternalError, format!("chgrp container {}", socket.display()))?;
+        nix::unistd::chown(socket, None, Some(g.gid)).context(
+            Code::InternalError,
+            format!("chgrp container {}", socket.display()),
+        )?;
     }
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
         .context(Code::InternalError, format!("chmod {}", socket.display()))?;

@@ -14,7 +14,9 @@ pub async fn connect(root: &StateRoot) -> Result<ApiClient> {
 }
 
 /// Connects and pings; `None` when no daemon answers.
-pub async fn running(root: &StateRoot) -> Option<(ApiClient, container_api::apiserver::SystemInfo)> {
+pub async fn running(
+    root: &StateRoot,
+) -> Option<(ApiClient, container_api::apiserver::SystemInfo)> {
     let client = connect(root).await.ok()?;
     let info = client.ping().await.ok()?;
     Some((client, info))
@@ -23,7 +25,8 @@ pub async fn running(root: &StateRoot) -> Option<(ApiClient, container_api::apis
 /// The program that runs the apiserver: `container-apiserver` beside this
 /// binary, else this binary with the hidden apiserver argument.
 fn apiserver_command() -> Result<Command> {
-    let me = std::env::current_exe().context(Code::InternalError, "locating the container binary")?;
+    let me =
+        std::env::current_exe().context(Code::InternalError, "locating the container binary")?;
     let sibling = me.with_file_name("container-apiserver");
     if sibling.is_file() {
         return Ok(Command::new(sibling));
@@ -35,16 +38,25 @@ fn apiserver_command() -> Result<Command> {
 
 /// Launches the apiserver detached (own session, stdio to its log) and waits
 /// until it answers a ping.
-pub async fn start(root: &StateRoot, timeout: Duration) -> Result<container_api::apiserver::SystemInfo> {
+pub async fn start(
+    root: &StateRoot,
+    timeout: Duration,
+) -> Result<container_api::apiserver::SystemInfo> {
     let logs = root.logs_dir();
-    std::fs::create_dir_all(&logs).context(Code::InternalError, format!("creating {}", logs.display()))?;
+    std::fs::create_dir_all(&logs)
+        .context(Code::InternalError, format!("creating {}", logs.display()))?;
     let log_path = root.apiserver_log();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .context(Code::InternalError, format!("opening {}", log_path.display()))?;
-    let log2 = log.try_clone().context(Code::InternalError, "duplicating the log handle")?;
+        .context(
+            Code::InternalError,
+            format!("opening {}", log_path.display()),
+        )?;
+    let log2 = log
+        .try_clone()
+        .context(Code::InternalError, "duplicating the log handle")?;
     let mut cmd = apiserver_command()?;
     cmd.arg("--root")
         .arg(root.path())

@@ -13,7 +13,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::ProgressMode;
 
 /// Consumes a transfer stream, rendering progress; returns the final image.
-pub async fn drive(mut stream: TransferStream, mode: ProgressMode, verb: &str) -> Result<ImageInfo> {
+pub async fn drive(
+    mut stream: TransferStream,
+    mode: ProgressMode,
+    verb: &str,
+) -> Result<ImageInfo> {
     let mode = match mode {
         ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Ansi,
         ProgressMode::Auto => ProgressMode::Plain,

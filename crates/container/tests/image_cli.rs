@@ -26,11 +26,19 @@ fn pull_list_inspect_tag_push_save_load_delete_prune() {
     let json = d.run(&["i", "ls", "--format", "json"]).ok();
     let list: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(list[0]["reference"], image.as_str());
-    assert!(list[0]["platforms"][0].as_str().unwrap().contains("linux/amd64"));
+    assert!(
+        list[0]["platforms"][0]
+            .as_str()
+            .unwrap()
+            .contains("linux/amd64")
+    );
 
     let inspect = d.run(&["image", "inspect", &image]).ok();
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-    assert!(inspect.contains("\"Cmd\""), "inspect shows the config: {inspect}");
+    assert!(
+        inspect.contains("\"Cmd\""),
+        "inspect shows the config: {inspect}"
+    );
     assert!(v.is_array());
 
     // Tag, push the new name, and pull it back after deleting it locally.
@@ -43,22 +51,35 @@ fn pull_list_inspect_tag_push_save_load_delete_prune() {
     // Save both names, delete everything, load them back.
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("images.tar");
-    d.run(&["image", "save", "-o", archive.to_str().unwrap(), &image, &copy])
-        .ok();
+    d.run(&[
+        "image",
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        &image,
+        &copy,
+    ])
+    .ok();
     assert!(archive.metadata().unwrap().len() > 100_000);
     d.run(&["image", "delete", "--all"]).ok();
     assert_eq!(d.run(&["image", "list", "-q"]).ok().trim(), "");
     let loaded = d
         .run(&["image", "load", "-i", archive.to_str().unwrap()])
         .ok();
-    assert!(loaded.contains(&image) && loaded.contains(&copy), "{loaded}");
+    assert!(
+        loaded.contains(&image) && loaded.contains(&copy),
+        "{loaded}"
+    );
 
     // A docker-archive made by skopeo loads too.
     let docker = work.path().join("docker.tar");
     let st = std::process::Command::new("skopeo")
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:latest", busybox_layout().display()))
-        .arg(format!("docker-archive:{}:localhost/x:latest", docker.display()))
+        .arg(format!(
+            "docker-archive:{}:localhost/x:latest",
+            docker.display()
+        ))
         .status()
         .expect("skopeo");
     assert!(st.success());
@@ -70,7 +91,8 @@ fn pull_list_inspect_tag_push_save_load_delete_prune() {
     // Deleting a missing image fails, -f ignores it.
     let r = d.run(&["image", "rm", "127.0.0.1:1/none:latest"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    d.run(&["image", "rm", "-f", "127.0.0.1:1/none:latest"]).ok();
+    d.run(&["image", "rm", "-f", "127.0.0.1:1/none:latest"])
+        .ok();
 
     // prune -a removes everything (no container uses them).
     let pruned = d.run(&["image", "prune", "-a"]).ok();
@@ -95,7 +117,11 @@ fn unknown_image_and_bad_reference_errors() {
 
     let r = d.run(&["image", "pull", "--progress", "none", "Bad/UPPER:x"]);
     assert_eq!(r.code, 2, "invalidArgument exit code: {}", r.stderr);
-    assert!(r.stderr.contains("Bad/UPPER"), "names the text: {}", r.stderr);
+    assert!(
+        r.stderr.contains("Bad/UPPER"),
+        "names the text: {}",
+        r.stderr
+    );
 
     let r = d.run(&["image", "inspect", "nosuch:latest"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
@@ -120,13 +146,27 @@ fn registry_login_with_htpasswd() {
     assert_ne!(r.code, 0, "anonymous pull of a private image fails");
 
     let r = d.run_with_stdin(
-        &["registry", "login", "--username", "u", "--password-stdin", &reg.host()],
+        &[
+            "registry",
+            "login",
+            "--username",
+            "u",
+            "--password-stdin",
+            &reg.host(),
+        ],
         "wrong\n",
     );
     assert_ne!(r.code, 0, "a wrong password is refused");
 
     d.run_with_stdin(
-        &["registry", "login", "-u", "u", "--password-stdin", &reg.host()],
+        &[
+            "registry",
+            "login",
+            "-u",
+            "u",
+            "--password-stdin",
+            &reg.host(),
+        ],
         "secret-pw\n",
     )
     .ok();

@@ -33,7 +33,10 @@ fn start_status_version_logs_stop() {
 
     let status = d.run(&["system", "status"]).ok();
     assert!(status.contains("apiserver is running"), "{status}");
-    assert!(status.contains(&d.root.path().display().to_string()), "{status}");
+    assert!(
+        status.contains(&d.root.path().display().to_string()),
+        "{status}"
+    );
 
     let version = d.run(&["system", "version", "--format", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&version).unwrap();

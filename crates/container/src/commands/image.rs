@@ -60,13 +60,19 @@ pub async fn run(root: &StateRoot, cmd: ImageCommand) -> Result<i32> {
             println!("Reclaimed {} in disk space", human_size(r.reclaimed));
         }
         ImageCommand::Save(a) => {
-            let out = std::path::absolute(&a.output)
-                .context(Code::InvalidArgument, format!("invalid path {}", a.output.display()))?;
-            client.save(a.references, &a.platform.resolve(), &out).await?;
+            let out = std::path::absolute(&a.output).context(
+                Code::InvalidArgument,
+                format!("invalid path {}", a.output.display()),
+            )?;
+            client
+                .save(a.references, &a.platform.resolve(), &out)
+                .await?;
         }
         ImageCommand::Load(a) => {
-            let input = std::path::absolute(&a.input)
-                .context(Code::InvalidArgument, format!("invalid path {}", a.input.display()))?;
+            let input = std::path::absolute(&a.input).context(
+                Code::InvalidArgument,
+                format!("invalid path {}", a.input.display()),
+            )?;
             if !input.is_file() {
                 return Err(ContainerizationError::not_found(format!(
                     "archive {} not found",
@@ -110,7 +116,9 @@ pub async fn list(root: &StateRoot, a: ImageListArgs) -> Result<i32> {
     match a.format {
         Format::Json => println!(
             "{}",
-            pretty(&serde_json::Value::Array(images.iter().map(to_json).collect()))
+            pretty(&serde_json::Value::Array(
+                images.iter().map(to_json).collect()
+            ))
         ),
         Format::Table => {
             let mut header = vec!["NAME", "TAG", "DIGEST", "SIZE"];
@@ -121,7 +129,11 @@ pub async fn list(root: &StateRoot, a: ImageListArgs) -> Result<i32> {
             for i in &images {
                 let (name, tag) = split_reference(&i.reference);
                 let hex = i.digest.strip_prefix("sha256:").unwrap_or(&i.digest);
-                let digest = if a.verbose { hex } else { &hex[..hex.len().min(12)] };
+                let digest = if a.verbose {
+                    hex
+                } else {
+                    &hex[..hex.len().min(12)]
+                };
                 let mut row = vec![name, tag, digest.to_string(), human_size(i.size)];
                 if a.verbose {
                     row.extend([i.platforms.join(","), i.created.clone()]);
@@ -141,7 +153,12 @@ async fn delete(client: &container_api::ApiClient, a: ImageDeleteArgs) -> Result
                 "give image references or --all, not both",
             ));
         }
-        client.list_images().await?.into_iter().map(|i| i.reference).collect()
+        client
+            .list_images()
+            .await?
+            .into_iter()
+            .map(|i| i.reference)
+            .collect()
     } else if a.references.is_empty() {
         return Err(ContainerizationError::invalid_argument(
             "name the images to delete, or use --all",

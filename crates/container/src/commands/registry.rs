@@ -60,9 +60,10 @@ fn login_request(a: RegistryLoginArgs) -> Result<LoginRequest> {
     };
     let password = if a.password_stdin {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context(Code::InvalidArgument, "reading the password from standard input")?;
+        std::io::stdin().read_to_string(&mut s).context(
+            Code::InvalidArgument,
+            "reading the password from standard input",
+        )?;
         s.trim_end_matches(['\n', '\r']).to_string()
     } else if interactive {
         rpassword::prompt_password("Password: ")
@@ -73,7 +74,9 @@ fn login_request(a: RegistryLoginArgs) -> Result<LoginRequest> {
         ));
     };
     if password.is_empty() {
-        return Err(ContainerizationError::invalid_argument("the password is empty"));
+        return Err(ContainerizationError::invalid_argument(
+            "the password is empty",
+        ));
     }
     Ok(LoginRequest {
         host: a.server,

@@ -18,7 +18,10 @@ pub async fn run(root: &StateRoot, cmd: SystemCommand) -> Result<i32> {
                 return Ok(0);
             }
             let info = daemon::start(root, Duration::from_secs(a.timeout)).await?;
-            println!("container system started (pid {}, root {})", info.pid, info.root);
+            println!(
+                "container system started (pid {}, root {})",
+                info.pid, info.root
+            );
             Ok(0)
         }
         SystemCommand::Stop(a) => {
@@ -71,7 +74,10 @@ async fn logs(root: &StateRoot, a: SystemLogsArgs) -> Result<i32> {
     let path = root.apiserver_log();
     let mut file = std::fs::File::open(&path).context(
         Code::NotFound,
-        format!("no apiserver log at {}: has `container system start` run?", path.display()),
+        format!(
+            "no apiserver log at {}: has `container system start` run?",
+            path.display()
+        ),
     )?;
     let mut text = String::new();
     file.read_to_string(&mut text)

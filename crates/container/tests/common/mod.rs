@@ -62,8 +62,14 @@ impl Registry {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let line = script("start-registry.sh", &argv);
         let mut parts = line.split_whitespace();
-        let port = parts.next().and_then(|p| p.parse().ok()).expect("port from start-registry.sh");
-        let pid = parts.next().and_then(|p| p.parse().ok()).expect("pid from start-registry.sh");
+        let port = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port from start-registry.sh");
+        let pid = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("pid from start-registry.sh");
         Registry {
             port,
             pid,
@@ -200,12 +206,13 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.run(&["system", "stop"]);
         // Belt and braces: never leave a daemon behind a failed test.
-        if let Ok(pid) = std::fs::read_to_string(self.root.path().join("apiserver.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                // SAFETY: plain kill(2) of the daemon this test started.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+        if let Some(pid) = std::fs::read_to_string(self.root.path().join("apiserver.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: plain kill(2) of the daemon this test started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
     }
