@@ -89,6 +89,7 @@ impl Images for ImagesService {
                 Ok(image) => {
                     let s = shared.clone();
                     let info = tokio::task::spawn_blocking(move || {
+                        crate::snapshots::prepare_logged(&s, &image);
                         convert::image_info(&image, s.images.content())
                     })
                     .await
@@ -229,6 +230,9 @@ impl Images for ImagesService {
         let images = self
             .blocking(move |s| {
                 let loaded = s.images.load(&input)?;
+                for image in &loaded {
+                    crate::snapshots::prepare_logged(s, image);
+                }
                 Ok(loaded
                     .iter()
                     .map(|i| convert::image_info(i, s.images.content()))

@@ -5,6 +5,7 @@ mod convert;
 mod images;
 mod registry;
 mod server;
+mod snapshots;
 mod system;
 
 use std::ffi::OsString;
