@@ -321,6 +321,34 @@ impl Ext4 {
         })
     }
 
+    /// A streaming reader of regular file inode `ino`.
+    pub fn open_file_inode(&self, ino: u32) -> Result<FileReader<'_>> {
+        let inode = self.inode(ino)?;
+        if inode.stat.file_type != FileType::File {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "inode {ino} is not a regular file"
+            )));
+        }
+        let runs = self.runs(&inode)?;
+        Ok(FileReader {
+            fs: self,
+            runs,
+            size: inode.stat.size,
+            pos: 0,
+        })
+    }
+
+    /// Target of symbolic link inode `ino`.
+    pub fn read_link_inode(&self, ino: u32) -> Result<PathBuf> {
+        let inode = self.inode(ino)?;
+        if inode.stat.file_type != FileType::Symlink {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "inode {ino} is not a symbolic link"
+            )));
+        }
+        Ok(PathBuf::from(OsString::from_vec(self.link_target(&inode)?)))
+    }
+
     /// Target of the symbolic link at `path`.
     pub fn read_link(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
         let path = path.as_ref();
@@ -731,6 +759,24 @@ impl FileReader<'_> {
     /// File size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+}
+
+impl std::io::Seek for FileReader<'_> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let new = match pos {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let new = new.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
+        })?;
+        self.pos = new;
+        Ok(new)
     }
 }
 

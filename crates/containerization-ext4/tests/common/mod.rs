@@ -112,8 +112,9 @@ fn walk(fs: &Ext4, ino: u32, prefix: &[u8], out: &mut Tree) {
         let abs = [b"/", path.as_slice()].concat();
         let abs = Path::new(std::ffi::OsStr::from_bytes(&abs));
         let kind = match st.file_type {
+            FileType::File if st.size > 64 << 20 => Kind::File(format!("large:{}", st.size)),
             FileType::File => {
-                let mut r = fs.open_file(abs).unwrap();
+                let mut r = fs.open_file_inode(e.ino).unwrap();
                 let mut h = Sha256::new();
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
@@ -126,9 +127,13 @@ fn walk(fs: &Ext4, ino: u32, prefix: &[u8], out: &mut Tree) {
                 Kind::File(hex(&h.finalize()))
             }
             FileType::Dir => Kind::Dir,
-            FileType::Symlink => {
-                Kind::Symlink(fs.read_link(abs).unwrap().as_os_str().as_bytes().to_vec())
-            }
+            FileType::Symlink => Kind::Symlink(
+                fs.read_link_inode(e.ino)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            ),
             FileType::CharDevice => Kind::Char(st.rdev.0, st.rdev.1),
             FileType::BlockDevice => Kind::Block(st.rdev.0, st.rdev.1),
             FileType::Fifo => Kind::Fifo,
