@@ -2,7 +2,11 @@
 //! typed clients over their unix sockets.
 
 pub mod client;
+pub mod config;
+pub mod db;
 pub mod paths;
+pub mod runtime_client;
+pub mod stdio;
 pub mod transport;
 
 /// Generated types and services of the apiserver (`proto/apiserver.proto`).
@@ -18,6 +22,9 @@ pub mod runtime {
 }
 
 pub use client::ApiClient;
+pub use config::{ContainerConfiguration, ContainerSnapshot, ContainerStatus, ProcessConfig};
+pub use db::ContainerDb;
+pub use runtime_client::RuntimeClient;
 pub use paths::StateRoot;
 
 /// The version of this build, reported by `container system version`.

@@ -1,0 +1,122 @@
+//! What a container is made of (stored as `config.json` and in
+//! `containers.db`) and what is known about it at run time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One process: the init process or an exec'd one (seed `ProcessConfiguration`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// argv (already merged from the image's Entrypoint/Cmd).
+    pub args: Vec<String>,
+    /// `KEY=value` environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// `uid[:gid]` or `root`.
+    pub user: String,
+    /// Allocate a PTY.
+    pub terminal: bool,
+    /// Keep stdin open.
+    pub interactive: bool,
+}
+
+/// A container's configuration, fixed at create time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerConfiguration {
+    /// Container id (also its name).
+    pub id: String,
+    /// Image reference as stored locally.
+    pub image: String,
+    /// Digest of the image's index or manifest.
+    pub image_digest: String,
+    /// Platform `os/arch[/variant]` (empty: the host's).
+    pub platform: String,
+    /// The init process.
+    pub process: ProcessConfig,
+    /// CPUs.
+    pub cpus: u32,
+    /// Memory limit in bytes.
+    pub memory_in_bytes: u64,
+    /// Labels (image labels merged with `-l`).
+    pub labels: BTreeMap<String, String>,
+    /// Signal `stop` sends first (from the image's StopSignal).
+    pub stop_signal: i32,
+    /// Remove the container once it exits.
+    pub auto_remove: bool,
+    /// Host name.
+    pub hostname: String,
+    /// Kernel to boot instead of the default.
+    pub kernel: Option<String>,
+    /// Mount the rootfs read-only.
+    pub read_only: bool,
+}
+
+/// Lifecycle status as the CLI shows it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    /// Created, never started or helper not running.
+    Created,
+    /// The helper is booting the VM.
+    Starting,
+    /// Init process running.
+    Running,
+    /// Init process exited (exit code recorded).
+    Stopped,
+}
+
+impl ContainerStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Starting => "starting",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Stopped => "stopped",
+        }
+    }
+
+    /// Parses a stored name; unknown text reads as stopped.
+    pub fn parse(s: &str) -> ContainerStatus {
+        match s {
+            "created" => ContainerStatus::Created,
+            "starting" => ContainerStatus::Starting,
+            "running" => ContainerStatus::Running,
+            _ => ContainerStatus::Stopped,
+        }
+    }
+}
+
+/// Everything known about a container (seed `ContainerSnapshot`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerSnapshot {
+    /// Its configuration.
+    pub configuration: ContainerConfiguration,
+    /// Current status.
+    pub status: ContainerStatus,
+    /// Exit code of the init process once stopped.
+    pub exit_code: Option<i32>,
+    /// Pid of the runtime helper while it runs.
+    pub helper_pid: Option<u32>,
+    /// RFC 3339 times.
+    pub created_at: String,
+    /// When the init process started.
+    pub started_at: Option<String>,
+    /// When it exited.
+    pub finished_at: Option<String>,
+}
+
+/// Docker's container name rule (also what the library accepts as an id).
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
