@@ -25,9 +25,9 @@ impl Geometry {
     /// size cannot hold a filesystem.
     pub fn new(size_bytes: u64, bytes_per_inode: u64, min_inodes: u64) -> Result<Geometry, String> {
         let blocks = size_bytes / BLOCK_SIZE;
-        if blocks < 64 {
+        if blocks < 32 {
             return Err(format!(
-                "image size {size_bytes} bytes is too small for ext4 (at least 256 KiB)"
+                "image size {size_bytes} bytes is too small for ext4 (at least 128 KiB)"
             ));
         }
         if blocks >= 1 << 32 {

@@ -10,6 +10,8 @@ mod dir;
 mod extent;
 mod finish;
 mod formatter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod geometry;
 mod inode;
 mod layout;
