@@ -227,7 +227,8 @@ impl Agent {
             let tx = proc.exit.clone();
             tokio::spawn(async move {
                 if let Ok(exit) = rx.await {
-                    let _ = tx.send(Some(exit));
+                    // send_replace stores the value even while nobody is waiting.
+                    tx.send_replace(Some(exit));
                 }
             });
         }
