@@ -39,13 +39,12 @@ pub async fn start_agent() -> Agent {
         .expect("spawn vminitd");
     let mut client = None;
     for _ in 0..500 {
-        if sock.exists() {
-            if let Ok(c) = Vminitd::connect_unix(&sock).await {
-                if c.ping().await.is_ok() {
-                    client = Some(c);
-                    break;
-                }
-            }
+        if sock.exists()
+            && let Ok(c) = Vminitd::connect_unix(&sock).await
+            && c.ping().await.is_ok()
+        {
+            client = Some(c);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
