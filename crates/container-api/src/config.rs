@@ -112,11 +112,47 @@ pub struct ContainerSnapshot {
 pub fn valid_container_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What `container create`/`run` asks for, before the image config is merged.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// `--name` (generated when absent).
+    pub name: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// `--platform` (empty: the host's).
+    pub platform: String,
+    /// `--scheme` used if the image has to be pulled.
+    pub scheme: String,
+    /// Arguments after the image (replace the image's Cmd).
+    pub args: Vec<String>,
+    /// `--entrypoint` (replaces the image's Entrypoint and drops its Cmd).
+    pub entrypoint: Option<String>,
+    /// `-e KEY=value` (already resolved from the host and env files).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub cwd: Option<String>,
+    /// `-u` / `--uid` / `--gid`.
+    pub user: Option<String>,
+    /// `-t`.
+    pub terminal: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `-c`.
+    pub cpus: Option<u32>,
+    /// `-m` in bytes.
+    pub memory_in_bytes: Option<u64>,
+    /// `-l key=value`.
+    pub labels: BTreeMap<String, String>,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `-k`.
+    pub kernel: Option<String>,
+    /// `--read-only`.
+    pub read_only: bool,
 }

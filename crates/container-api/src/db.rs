@@ -36,8 +36,10 @@ impl ContainerDb {
             .context(Code::InternalError, format!("opening {}", path.display()))?;
         // Several processes write: wait for each other instead of failing.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db_err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,
@@ -160,9 +162,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ContainerSnapshot>> {
     let configuration = match serde_json::from_str(&config) {
         Ok(c) => c,
         Err(e) => {
-            return Ok(Err(
-                ContainerizationError::internal("a container record is unreadable").with_cause(e)
-            ));
+            return Ok(Err(ContainerizationError::internal(
+                "a container record is unreadable",
+            )
+            .with_cause(e)));
         }
     };
     Ok(Ok(ContainerSnapshot {

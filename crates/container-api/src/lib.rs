@@ -24,8 +24,8 @@ pub mod runtime {
 pub use client::ApiClient;
 pub use config::{ContainerConfiguration, ContainerSnapshot, ContainerStatus, ProcessConfig};
 pub use db::ContainerDb;
-pub use runtime_client::RuntimeClient;
 pub use paths::StateRoot;
+pub use runtime_client::RuntimeClient;
 
 /// The version of this build, reported by `container system version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -31,9 +31,10 @@ pub fn send_stdio(stream: &mut UnixStream, header: &AttachHeader, fds: &[RawFd])
     sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
         .context(Code::InternalError, "passing stdio to the runtime helper")?;
     let mut ack = [0u8; 3];
-    stream
-        .read_exact(&mut ack)
-        .context(Code::InternalError, "the runtime helper did not accept stdio")?;
+    stream.read_exact(&mut ack).context(
+        Code::InternalError,
+        "the runtime helper did not accept stdio",
+    )?;
     if &ack != b"OK\n" {
         return Err(ContainerizationError::internal(
             "the runtime helper refused the stdio attachment",
@@ -48,10 +49,18 @@ pub fn recv_stdio(stream: &UnixStream) -> Result<(AttachHeader, Vec<OwnedFd>)> {
     let mut cmsg = nix::cmsg_space!([RawFd; 3]);
     let (n, fds) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-            .context(Code::InternalError, "receiving stdio")?;
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .context(Code::InternalError, "receiving stdio")?;
         let mut fds = Vec::new();
-        for c in msg.cmsgs().context(Code::InternalError, "reading control messages")? {
+        for c in msg
+            .cmsgs()
+            .context(Code::InternalError, "reading control messages")?
+        {
             if let ControlMessageOwned::ScmRights(raw) = c {
                 for fd in raw {
                     // SAFETY: the kernel just installed these descriptors in

@@ -194,8 +194,7 @@ impl Images for ImagesService {
         let all = req.into_inner().all;
         let reply = self
             .blocking(move |s| {
-                // Stage 2 fills this with the images of existing containers.
-                let in_use: HashSet<String> = HashSet::new();
+                let in_use: HashSet<String> = crate::containers::images_in_use(&s.root)?;
                 let report = s.images.prune(all, &in_use)?;
                 Ok(PruneReply {
                     deleted: report.deleted,

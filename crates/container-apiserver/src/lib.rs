@@ -1,6 +1,7 @@
 //! The daemon behind the `container` CLI: serves the system, images,
 //! registry and containers services over gRPC on `<root>/apiserver.sock`.
 
+mod containers;
 mod convert;
 mod images;
 mod registry;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+pub use containers::helper::RUNTIME_ARG;
 pub use server::{ServerOptions, serve};
 
 /// Command line of `container-apiserver`.
@@ -29,6 +31,11 @@ pub struct Args {
 
 /// Runs the daemon with the given argv; returns the process exit code.
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == RUNTIME_ARG) {
+        args.remove(1);
+        return container_runtime_linux::main_with_args(args);
+    }
     let args = match Args::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use container_api::StateRoot;
 use container_api::apiserver::{
-    images_server::ImagesServer, registry_server::RegistryServer, system_server::SystemServer,
+    containers_server::ContainersServer, images_server::ImagesServer,
+    registry_server::RegistryServer, system_server::SystemServer,
 };
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
 use tokio::net::UnixListener;
 use tokio::sync::Notify;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::containers::ContainersService;
 use crate::images::ImagesService;
 use crate::registry::RegistryService;
 use crate::system::SystemService;
@@ -58,6 +60,18 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
         started: chrono::Utc::now().to_rfc3339(),
         shutdown: Notify::new(),
     });
+    // Containers whose helper died while we were away are marked stopped;
+    // live helpers are found again through containers.db.
+    match crate::containers::reconcile(&root) {
+        Ok(list) => tracing::info!(
+            running = list
+                .iter()
+                .filter(|s| s.status == container_api::ContainerStatus::Running)
+                .count(),
+            "containers re-discovered"
+        ),
+        Err(e) => tracing::warn!("reading containers.db failed: {e}"),
+    }
     tracing::info!(root = %root.path().display(), pid = std::process::id(), "apiserver listening on {}", socket.display());
 
     let stop = {
@@ -81,6 +95,9 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
                 .max_encoding_message_size(64 << 20),
         )
         .add_service(RegistryServer::new(RegistryService::new(shared.clone())))
+        .add_service(ContainersServer::new(ContainersService::new(
+            shared.clone(),
+        )))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await;
     let _ = std::fs::remove_file(&socket);

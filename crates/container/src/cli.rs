@@ -18,6 +18,8 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Container(Box<crate::commands::container::ContainerCommand>),
     /// Manage images.
     #[command(subcommand, visible_alias = "i")]
     Image(ImageCommand),

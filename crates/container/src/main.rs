@@ -14,6 +14,13 @@ pub(crate) const APISERVER_ARG: &str = "__apiserver";
 
 fn main() {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == container_apiserver::RUNTIME_ARG)
+    {
+        // Act as the runtime helper (spawned by an apiserver living in this binary).
+        std::process::exit(container_apiserver::main_with_args(args));
+    }
     if args.get(1).is_some_and(|a| a == APISERVER_ARG) {
         args.remove(1);
         std::process::exit(container_apiserver::main_with_args(args));

@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches the parsed command line.
 
+pub mod container;
 mod image;
 mod registry;
 mod system;
@@ -14,6 +15,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let root = StateRoot::resolve(cli.root.as_deref());
     match cli.command {
         Command::System(c) => system::run(&root, c).await,
+        Command::Container(c) => container::run(&root, *c).await,
         Command::Image(c) => image::run(&root, c).await,
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,

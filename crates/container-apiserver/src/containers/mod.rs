@@ -1,0 +1,301 @@
+//! The `Containers` service: records in `containers.db`, bundles under
+//! `containers/<id>/`, and one runtime helper per started container.
+
+mod create;
+pub mod helper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use container_api::apiserver::{
+    ContainerId, ContainerList, ContainerReply, CreateRequest, DeleteRequest, Empty, KillRequest,
+    ListRequest, StopRequest, containers_server::Containers,
+};
+use container_api::config::CreateOptions;
+use container_api::{ContainerDb, ContainerSnapshot, ContainerStatus, RuntimeClient, StateRoot};
+use containerization_error::{Code, ContainerizationError, Result, ResultExt};
+use containerization_oci::{Platform, PullOptions};
+use tonic::{Request, Response, Status};
+
+use crate::server::Shared;
+
+/// Implements `Containers`.
+pub(crate) struct ContainersService {
+    shared: Arc<Shared>,
+}
+
+fn db(root: &StateRoot) -> Result<ContainerDb> {
+    ContainerDb::open(&root.containers_db())
+}
+
+fn reply(s: &ContainerSnapshot) -> Result<ContainerReply> {
+    Ok(ContainerReply {
+        snapshot_json: serde_json::to_string(s)
+            .context(Code::InternalError, "encoding a snapshot")?,
+    })
+}
+
+/// Marks containers whose helper died without recording an exit as stopped
+/// (exit code unknown); used at start-up and before every read.
+pub(crate) fn reconcile(root: &StateRoot) -> Result<Vec<ContainerSnapshot>> {
+    let db = db(root)?;
+    let mut out = Vec::new();
+    for mut s in db.list()? {
+        let live = matches!(
+            s.status,
+            ContainerStatus::Running | ContainerStatus::Starting
+        );
+        if live {
+            let id = &s.configuration.id;
+            let alive = s.helper_pid.is_some_and(|p| helper::alive(p, id));
+            if !alive {
+                tracing::warn!(id = %id, "runtime helper is gone; marking the container stopped");
+                db.set_stopped(id, None)?;
+                s = db.get(id)?;
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The image references existing containers use (kept by `image prune`).
+pub(crate) fn images_in_use(root: &StateRoot) -> Result<std::collections::HashSet<String>> {
+    Ok(db(root)?
+        .list()?
+        .into_iter()
+        .flat_map(|s| [s.configuration.image, s.configuration.image_digest])
+        .collect())
+}
+
+impl ContainersService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn root(&self) -> &StateRoot {
+        &self.shared.root
+    }
+
+    fn get(&self, id: &str) -> Result<ContainerSnapshot> {
+        reconcile(self.root())?
+            .into_iter()
+            .find(|s| s.configuration.id == id)
+            .ok_or_else(|| ContainerizationError::not_found(format!("container '{id}' not found")))
+    }
+
+    async fn runtime(&self, s: &ContainerSnapshot) -> Result<RuntimeClient> {
+        let id = &s.configuration.id;
+        if s.status != ContainerStatus::Running && s.status != ContainerStatus::Starting {
+            return Err(ContainerizationError::invalid_state(format!(
+                "container {id} is not running"
+            )));
+        }
+        RuntimeClient::connect(&helper::socket(self.root(), id)).await
+    }
+
+    async fn create(&self, opts: CreateOptions) -> Result<ContainerSnapshot> {
+        let platform = match opts.platform.as_str() {
+            "" => Platform::host(),
+            p => Platform::parse(p)?,
+        };
+        let store = &self.shared.images;
+        let image = match store.get(&opts.image) {
+            Ok(i) => i,
+            Err(e) if e.is_code(Code::NotFound) => {
+                tracing::info!(image = %opts.image, "image not present; pulling");
+                let pull = PullOptions {
+                    platform: Some(platform.clone()),
+                    scheme: opts.scheme.parse().unwrap_or_default(),
+                    ..Default::default()
+                };
+                store.pull(&opts.image, &pull).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let content = store.content();
+        let image_config = image.config(content, &platform)?;
+        let config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
+        let id = config.id.clone();
+        let db = db(self.root())?;
+        let snap = db.insert(&config)?;
+        let dir = self.root().container_dir(&id);
+        let result = async {
+            std::fs::create_dir_all(&dir)
+                .context(Code::InternalError, format!("creating {}", dir.display()))?;
+            let cfg_json = serde_json::to_vec_pretty(&config)
+                .context(Code::InternalError, "encoding config.json")?;
+            write_atomic(&dir.join("config.json"), &cfg_json)?;
+            let (desc, manifest) = image.resolve_manifest(content, &platform)?;
+            let layers: Vec<_> = manifest
+                .layers()
+                .iter()
+                .map(|l| content.blob_path(l.digest().as_ref()))
+                .collect();
+            let key = desc.digest().to_string();
+            let snapshots = self.root().path().join("snapshots");
+            let base = tokio::task::spawn_blocking(move || {
+                containerization_ext4::SnapshotStore::open(snapshots)?.get_or_create(
+                    &key,
+                    &layers,
+                    containerization_ext4::DEFAULT_SNAPSHOT_SIZE,
+                )
+            })
+            .await
+            .map_err(|e| ContainerizationError::internal("unpack task failed").with_cause(e))??;
+            containerization::rootfs::create_overlay(
+                &base,
+                &dir.join("rootfs.qcow2"),
+                containerization::rootfs::DEFAULT_ROOTFS_SIZE,
+            )
+            .await?;
+            Ok::<_, ContainerizationError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            // Bad input changes nothing.
+            let _ = db.remove(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        tracing::info!(id = %id, image = %config.image, "container created");
+        Ok(snap)
+    }
+}
+
+/// Temp file, fsync, rename.
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)
+        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).context(Code::InternalError, format!("writing {}", path.display()))
+}
+
+#[tonic::async_trait]
+impl Containers for ContainersService {
+    async fn create(
+        &self,
+        req: Request<CreateRequest>,
+    ) -> Result<Response<ContainerReply>, Status> {
+        let opts: CreateOptions = serde_json::from_str(&req.into_inner().config_json)
+            .map_err(|e| Status::invalid_argument(format!("bad create request: {e}")))?;
+        let snap = ContainersService::create(self, opts).await?;
+        Ok(Response::new(reply(&snap)?))
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ContainerList>, Status> {
+        let all = req.into_inner().all;
+        let mut out = Vec::new();
+        for s in reconcile(self.root())? {
+            if all
+                || matches!(
+                    s.status,
+                    ContainerStatus::Running | ContainerStatus::Starting
+                )
+            {
+                out.push(reply(&s)?.snapshot_json);
+            }
+        }
+        Ok(Response::new(ContainerList { snapshot_json: out }))
+    }
+
+    async fn get(&self, req: Request<ContainerId>) -> Result<Response<ContainerReply>, Status> {
+        let s = ContainersService::get(self, &req.into_inner().id)?;
+        Ok(Response::new(reply(&s)?))
+    }
+
+    async fn start(&self, req: Request<ContainerId>) -> Result<Response<ContainerReply>, Status> {
+        let id = req.into_inner().id;
+        let s = ContainersService::get(self, &id)?;
+        if matches!(
+            s.status,
+            ContainerStatus::Running | ContainerStatus::Starting
+        ) {
+            return Err(ContainerizationError::invalid_state(format!(
+                "container {id} is already running"
+            ))
+            .into());
+        }
+        tracing::info!(id = %id, "starting the runtime helper");
+        helper::spawn(self.root(), &id).await?;
+        let s = ContainersService::get(self, &id)?;
+        Ok(Response::new(reply(&s)?))
+    }
+
+    async fn stop(&self, req: Request<StopRequest>) -> Result<Response<ContainerReply>, Status> {
+        let req = req.into_inner();
+        let s = ContainersService::get(self, &req.id)?;
+        let rt = self.runtime(&s).await?;
+        let signal = if req.signal > 0 {
+            req.signal
+        } else {
+            s.configuration.stop_signal
+        };
+        rt.stop(signal, req.timeout_secs).await?;
+        // The helper records the exit; give it the moment it needs.
+        if let Some(pid) = s.helper_pid {
+            helper::wait_gone(pid, &req.id, Duration::from_secs(30)).await;
+        }
+        let s = db(self.root())?.find(&req.id)?;
+        match s {
+            Some(s) => Ok(Response::new(reply(&s)?)),
+            None => Ok(Response::new(ContainerReply::default())),
+        }
+    }
+
+    async fn kill(&self, req: Request<KillRequest>) -> Result<Response<ContainerReply>, Status> {
+        let req = req.into_inner();
+        let s = ContainersService::get(self, &req.id)?;
+        let rt = self.runtime(&s).await?;
+        rt.kill(
+            &req.id,
+            if req.signal > 0 {
+                req.signal
+            } else {
+                libc::SIGKILL
+            },
+        )
+        .await?;
+        Ok(Response::new(reply(&s)?))
+    }
+
+    async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        let s = ContainersService::get(self, &req.id)?;
+        if matches!(
+            s.status,
+            ContainerStatus::Running | ContainerStatus::Starting
+        ) {
+            if !req.force {
+                return Err(ContainerizationError::invalid_state(format!(
+                    "container {} is running: stop it first or use --force",
+                    req.id
+                ))
+                .into());
+            }
+            if let Ok(rt) = self.runtime(&s).await {
+                let _ = rt.shutdown().await;
+            }
+            if let Some(pid) = s.helper_pid
+                && !helper::wait_gone(pid, &req.id, Duration::from_secs(30)).await
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        db(self.root())?.remove(&req.id)?;
+        let dir = self.root().container_dir(&req.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .context(Code::InternalError, format!("removing {}", dir.display()))?;
+        }
+        tracing::info!(id = %req.id, "container deleted");
+        Ok(Response::new(Empty {}))
+    }
+}

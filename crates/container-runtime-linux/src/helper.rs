@@ -1,0 +1,270 @@
+//! The helper's life: boot the VM, serve, record the exit, clean up.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use container_api::runtime::runtime_server::RuntimeServer;
+use container_api::{ContainerConfiguration, ContainerDb, StateRoot};
+use containerization::{
+    Kernel, LinuxContainer, LinuxProcess, Mount, QemuVirtualMachineManager, Stdio, User,
+    default_initfs,
+};
+use containerization_error::{Code, ContainerizationError, Result, ResultExt};
+use tokio::sync::{Notify, watch};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::attach::{Attached, spawn_listener};
+use crate::output::{ClientSink, Output, StdioLog};
+use crate::service::RuntimeService;
+
+/// Shared state of the helper.
+pub(crate) struct Helper {
+    pub id: String,
+    pub config: ContainerConfiguration,
+    pub container: LinuxContainer,
+    db: Mutex<ContainerDb>,
+    init_out: ClientSink,
+    init_err: ClientSink,
+    init_stdin: Mutex<Option<File>>,
+    pending: Mutex<HashMap<String, Attached>>,
+    pub execs: tokio::sync::Mutex<HashMap<String, Arc<LinuxProcess>>>,
+    pub exit: watch::Sender<Option<i32>>,
+    pub started: std::sync::atomic::AtomicBool,
+    pub shutdown: Notify,
+}
+
+impl Helper {
+    /// Runs `f` on the database (one connection, used from any task).
+    pub(crate) fn db<T>(&self, f: impl FnOnce(&ContainerDb) -> Result<T>) -> Result<T> {
+        let db = self
+            .db
+            .lock()
+            .map_err(|_| ContainerizationError::internal("containers.db handle poisoned"))?;
+        f(&db)
+    }
+
+    /// A client attached its stdio to process `process`.
+    pub(crate) fn attach(&self, process: &str, a: Attached) {
+        if process != self.id {
+            if let Ok(mut p) = self.pending.lock() {
+                p.insert(process.to_string(), a);
+            }
+            return;
+        }
+        if let Ok(mut s) = self.init_out.lock() {
+            *s = Some(a.stdout);
+        }
+        if let Ok(mut s) = self.init_err.lock() {
+            *s = Some(a.stderr);
+        }
+        let pipe = self.init_stdin.lock().ok().and_then(|mut p| p.take());
+        if let (Some(mut from), Some(mut to)) = (a.stdin, pipe) {
+            // Blocking copy on its own thread: the client's stdin may be a
+            // terminal; EOF closes the container's stdin.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.flush();
+            });
+        }
+    }
+
+    /// Takes the descriptors a client attached for exec'd process `id`.
+    pub(crate) fn take_pending(&self, id: &str) -> Option<Attached> {
+        self.pending.lock().ok().and_then(|mut p| p.remove(id))
+    }
+
+    /// Drops the client's descriptors of the init process (so its pipes see EOF).
+    fn detach_init(&self) {
+        for s in [&self.init_out, &self.init_err] {
+            if let Ok(mut s) = s.lock() {
+                s.take();
+            }
+        }
+    }
+
+    /// Starts the init process and watches for its exit.
+    pub(crate) async fn start_init(self: &Arc<Self>) -> Result<()> {
+        self.container.start().await?;
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.db(|db| db.set_running(&self.id, std::process::id()))?;
+        let me = self.clone();
+        tokio::spawn(async move { me.monitor().await });
+        Ok(())
+    }
+
+    async fn monitor(self: Arc<Self>) {
+        let code = match self.container.wait(None).await {
+            Ok(s) => Some(s.exit_code),
+            Err(e) => {
+                tracing::error!("waiting for the init process failed: {e}");
+                None
+            }
+        };
+        tracing::info!(?code, "init process exited");
+        self.detach_init();
+        if let Err(e) = self.db(|db| db.set_stopped(&self.id, code)) {
+            tracing::error!("recording the exit failed: {e}");
+        }
+        let _ = self.exit.send(Some(code.unwrap_or(255)));
+        if let Err(e) = self.container.stop().await {
+            tracing::warn!("stopping the VM failed: {e}");
+        }
+        // Give Wait callers time to read the exit code before the socket goes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.shutdown.notify_one();
+    }
+
+    /// Waits for the init process's exit code, up to `timeout`.
+    pub(crate) async fn wait_exit(&self, timeout: Option<Duration>) -> Option<i32> {
+        let mut rx = self.exit.subscribe();
+        let fut = async {
+            loop {
+                if let Some(c) = *rx.borrow_and_update() {
+                    return Some(c);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.ok().flatten(),
+            None => fut.await,
+        }
+    }
+}
+
+fn init_logging(path: &std::path::Path) {
+    if let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(Mutex::new(file))
+            .try_init();
+    }
+}
+
+fn kernel(config: &ContainerConfiguration) -> Result<Kernel> {
+    match &config.kernel {
+        Some(p) => Ok(Kernel::new(
+            p,
+            containerization::kernel::SystemPlatform::linux_amd64(),
+        )),
+        None => Kernel::default_kernel(),
+    }
+}
+
+/// The whole life of the helper for container `id`.
+pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
+    let dir = root.container_dir(&id);
+    let _ = std::fs::remove_file(dir.join(crate::START_ERROR_FILE));
+    init_logging(&dir.join("runtime.log"));
+    let db = ContainerDb::open(&root.containers_db())?;
+    let config = db.get(&id)?.configuration;
+    db.set_starting(&id, std::process::id())?;
+    tracing::info!(id = %id, "runtime helper starting");
+
+    let log =
+        StdioLog::open(&dir.join("stdio.log")).context(Code::InternalError, "opening stdio.log")?;
+    let init_out: ClientSink = Arc::new(Mutex::new(None));
+    let init_err: ClientSink = Arc::new(Mutex::new(None));
+    let (stdin, stdin_writer) = if config.process.interactive {
+        let (r, w) = std::io::pipe().context(Code::InternalError, "creating the stdin pipe")?;
+        (
+            Stdio::Fd(r.into()),
+            Some(File::from(std::os::fd::OwnedFd::from(w))),
+        )
+    } else {
+        (Stdio::Null, None)
+    };
+
+    let vmm = Arc::new(QemuVirtualMachineManager::new(
+        kernel(&config)?,
+        default_initfs()?,
+    ));
+    let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
+    let p = config.process.clone();
+    let (out, err) = (init_out.clone(), init_err.clone());
+    let (cpus, memory, hostname) = (config.cpus, config.memory_in_bytes, config.hostname.clone());
+    let bootlog = dir.join("bootlog");
+    let container = LinuxContainer::new(&id, rootfs, vmm, move |c| {
+        c.process.args = p.args;
+        c.process.env = p.env;
+        if !p.cwd.is_empty() {
+            c.process.cwd = p.cwd;
+        }
+        if !p.user.is_empty() {
+            c.process.user = User::parse(&p.user)?;
+        }
+        c.process.terminal = p.terminal;
+        c.process.stdin = stdin;
+        c.process.stdout = Stdio::Writer(Box::new(Output::new("stdout", Some(log.clone()), out)));
+        c.process.stderr = Stdio::Writer(Box::new(Output::new("stderr", Some(log), err)));
+        if cpus > 0 {
+            c.cpus = cpus;
+        }
+        if memory > 0 {
+            c.memory_in_bytes = memory;
+        }
+        c.hostname = hostname;
+        c.bootlog = Some(bootlog);
+        Ok(())
+    });
+    let container = match container {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = db.set_created(&id);
+            return Err(e);
+        }
+    };
+    if let Err(e) = container.create().await {
+        let _ = db.set_created(&id);
+        return Err(e);
+    }
+    let (exit, _) = watch::channel(None);
+    let helper = Arc::new(Helper {
+        id: id.clone(),
+        config,
+        container,
+        db: Mutex::new(db),
+        init_out,
+        init_err,
+        init_stdin: Mutex::new(stdin_writer),
+        pending: Mutex::new(HashMap::new()),
+        execs: tokio::sync::Mutex::new(HashMap::new()),
+        exit,
+        started: std::sync::atomic::AtomicBool::new(false),
+        shutdown: Notify::new(),
+    });
+
+    spawn_listener(&dir.join("stdio.sock"), helper.clone())?;
+    let sock = dir.join("runtime.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = tokio::net::UnixListener::bind(&sock)
+        .context(Code::InternalError, format!("binding {}", sock.display()))?;
+    tracing::info!("VM booted; serving {}", sock.display());
+    let stop = {
+        let h = helper.clone();
+        async move { h.shutdown.notified().await }
+    };
+    let served = tonic::transport::Server::builder()
+        .add_service(RuntimeServer::new(RuntimeService::new(helper.clone())))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+        .await;
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(dir.join("stdio.sock"));
+    if helper.config.auto_remove {
+        tracing::info!("removing the container (--rm)");
+        let _ = helper.db(|db| db.remove(&id));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    served.context(Code::InternalError, "serving runtime.sock")
+}

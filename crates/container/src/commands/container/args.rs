@@ -1,0 +1,323 @@
+//! Flags of `run`, `create` and `exec` (Apple's names), and how they become
+//! a create request.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use container_api::config::CreateOptions;
+use containerization_error::{Code, ContainerizationError, Result, ResultExt};
+
+use crate::cli::{PlatformArgs, SchemeArg};
+
+/// Process flags shared by `run`, `create` and `exec`.
+#[derive(Debug, Args, Clone)]
+pub struct ProcessFlags {
+    /// Set an environment variable (KEY=value; a bare KEY takes the host's value).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// User: name|uid[:gid].
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// User id.
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group id.
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Working directory.
+    #[arg(short = 'w', long = "workdir", visible_alias = "cwd")]
+    pub workdir: Option<String>,
+}
+
+/// Flags of `run` and `create`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub process: ProcessFlags,
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name (default: a generated id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace the image's entrypoint.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// CPUs.
+    #[arg(short = 'c', long)]
+    pub cpus: Option<u32>,
+    /// Memory (bytes, or with K, M, G, T, P).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Label key=value.
+    #[arg(short = 'l', long = "label")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Registry scheme if the image must be pulled.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Auto)]
+    pub scheme: SchemeArg,
+    /// DNS server.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS domain.
+    #[arg(long = "dns-domain")]
+    pub dns_domain: Option<String>,
+    /// DNS option.
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// DNS search domain.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Do not configure DNS.
+    #[arg(long = "no-dns")]
+    pub no_dns: bool,
+    /// Write the container id to this file.
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// Mount the root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Run an init process that reaps zombies.
+    #[arg(long)]
+    pub init: bool,
+    /// Kernel to boot.
+    #[arg(short = 'k', long)]
+    pub kernel: Option<PathBuf>,
+    /// Init image.
+    #[arg(long = "init-image")]
+    pub init_image: Option<String>,
+    /// Resource limit type=soft[:hard].
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add a capability.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Size of /dev/shm.
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Bind mount or volume host:container[:ro].
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Mount type=...,source=...,target=...
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// tmpfs mount.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Publish a port [ip:]host:container[/proto].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Network to attach.
+    #[arg(long)]
+    pub network: Vec<String>,
+    /// Image reference.
+    pub image: String,
+    /// Command and arguments (replace the image's Cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn unsupported(flag: &str, what: &str) -> ContainerizationError {
+    ContainerizationError::unsupported(format!("{flag} is not supported yet ({what})"))
+}
+
+/// `-m 512M` -> bytes.
+pub fn parse_memory(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        Some('P') => (&t[..t.len() - 1], 1 << 50),
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| {
+        ContainerizationError::invalid_argument(format!(
+            "invalid memory size '{s}': use a number with K, M, G, T or P"
+        ))
+    })?;
+    n.checked_mul(mult).ok_or_else(|| {
+        ContainerizationError::invalid_argument(format!("memory size '{s}' is too large"))
+    })
+}
+
+/// `-e` and `--env-file` resolved to KEY=value.
+pub fn resolve_env(p: &ProcessFlags) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in &p.env_file {
+        let text = std::fs::read_to_string(f).context(
+            Code::InvalidArgument,
+            format!("reading env file {}", f.display()),
+        )?;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            push_env(&mut out, line);
+        }
+    }
+    for e in &p.env {
+        push_env(&mut out, e);
+    }
+    Ok(out)
+}
+
+fn push_env(out: &mut Vec<String>, e: &str) {
+    if e.contains('=') {
+        out.push(e.to_string());
+    } else if let Ok(v) = std::env::var(e) {
+        out.push(format!("{e}={v}"));
+    }
+}
+
+/// `-u`, `--uid`, `--gid` -> `uid[:gid]`.
+pub fn resolve_user(p: &ProcessFlags) -> Option<String> {
+    match (&p.user, p.uid, p.gid) {
+        (Some(u), _, _) => Some(u.clone()),
+        (None, Some(uid), Some(gid)) => Some(format!("{uid}:{gid}")),
+        (None, Some(uid), None) => Some(uid.to_string()),
+        (None, None, Some(gid)) => Some(format!("0:{gid}")),
+        (None, None, None) => None,
+    }
+}
+
+impl RunArgs {
+    /// Validates the flags and builds the create request.
+    pub fn to_options(&self) -> Result<CreateOptions> {
+        if !self.volumes.is_empty() {
+            return Err(unsupported(
+                "-v/--volume",
+                "volumes arrive with the volume issue",
+            ));
+        }
+        if !self.mount.is_empty() {
+            return Err(unsupported(
+                "--mount",
+                "volumes arrive with the volume issue",
+            ));
+        }
+        if !self.tmpfs.is_empty() {
+            return Err(unsupported(
+                "--tmpfs",
+                "volumes arrive with the volume issue",
+            ));
+        }
+        if !self.publish.is_empty() {
+            return Err(unsupported(
+                "-p/--publish",
+                "networking arrives with the network issue",
+            ));
+        }
+        if !self.network.is_empty() {
+            return Err(unsupported(
+                "--network",
+                "networking arrives with the network issue",
+            ));
+        }
+        if !self.dns.is_empty()
+            || self.dns_domain.is_some()
+            || !self.dns_option.is_empty()
+            || !self.dns_search.is_empty()
+        {
+            return Err(unsupported("--dns*", "containers have no network yet"));
+        }
+        if self.init || self.init_image.is_some() {
+            return Err(unsupported(
+                "--init/--init-image",
+                "the guest has no init shim yet",
+            ));
+        }
+        if !self.ulimit.is_empty() || !self.cap_add.is_empty() || !self.cap_drop.is_empty() {
+            return Err(unsupported(
+                "--ulimit/--cap-add/--cap-drop",
+                "not wired to the runtime yet",
+            ));
+        }
+        if self.shm_size.is_some() || self.read_only {
+            return Err(unsupported(
+                "--shm-size/--read-only",
+                "not wired to the runtime yet",
+            ));
+        }
+        let mut labels = std::collections::BTreeMap::new();
+        for l in &self.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            if k.is_empty() {
+                return Err(ContainerizationError::invalid_argument(format!(
+                    "invalid label '{l}'"
+                )));
+            }
+            labels.insert(k.to_string(), v.to_string());
+        }
+        Ok(CreateOptions {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            platform: self.platform.resolve(),
+            scheme: self.scheme.as_str().into(),
+            args: self.args.clone(),
+            entrypoint: self.entrypoint.clone(),
+            env: resolve_env(&self.process)?,
+            cwd: self.process.workdir.clone(),
+            user: resolve_user(&self.process),
+            terminal: self.process.tty,
+            interactive: self.process.interactive,
+            cpus: self.cpus,
+            memory_in_bytes: self.memory.as_deref().map(parse_memory).transpose()?,
+            labels,
+            auto_remove: self.rm,
+            kernel: self.kernel.as_ref().map(|k| k.display().to_string()),
+            read_only: self.read_only,
+        })
+    }
+}
+
+/// Signal by name (`TERM`, `SIGKILL`) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>()
+        && n > 0
+        && n < 65
+    {
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    nix::sys::signal::Signal::iterator()
+        .find(|sig| sig.as_str().strip_prefix("SIG") == Some(name))
+        .map(|sig| sig as i32)
+        .ok_or_else(|| ContainerizationError::invalid_argument(format!("unknown signal '{s}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_and_signals_parse() {
+        assert_eq!(parse_memory("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("4096").unwrap(), 4096);
+        assert!(parse_memory("lots").is_err());
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("2").unwrap(), 2);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}
