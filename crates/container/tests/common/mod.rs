@@ -204,6 +204,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Containers outlive the daemon by design: remove them explicitly.
+        if self.root.path().join("containers.db").exists() {
+            let _ = self.run(&["rm", "--all", "--force"]);
+        }
         let _ = self.run(&["system", "stop"]);
         // Belt and braces: never leave a daemon behind a failed test.
         if let Some(pid) = std::fs::read_to_string(self.root.path().join("apiserver.pid"))

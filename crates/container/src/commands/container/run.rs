@@ -49,8 +49,22 @@ pub async fn run(root: &StateRoot, client: &ApiClient, a: RunArgs, start: bool) 
     .await?;
     if a.detach {
         println!("{id}");
+    } else if a.rm {
+        wait_removed(client, &id).await;
     }
     Ok(code)
+}
+
+/// `--rm`: the helper removes the container after the VM is off; return
+/// only once it is gone, so the next command does not see it.
+async fn wait_removed(client: &ApiClient, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        match get(client, id).await {
+            Err(e) if e.is_code(Code::NotFound) => return,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Asks the apiserver to launch the helper (boots the VM).
