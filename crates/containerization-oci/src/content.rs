@@ -186,7 +186,9 @@ impl ContentStore {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > max_age);
             if old {
-                let _ = fs::remove_file(entry.path());
+                // Staging directories of `load` as well as partial blobs.
+                let path = entry.path();
+                let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
             }
         }
         Ok(())
@@ -293,6 +295,24 @@ mod tests {
         cs.delete(&d).unwrap();
         assert!(!cs.contains(&d));
         assert!(cs.read(&d).unwrap_err().is_code(Code::NotFound));
+    }
+
+    #[test]
+    fn concurrent_ingests_of_one_digest_are_safe() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(tmp.path()).unwrap();
+        let data = vec![7u8; 1 << 20];
+        let d = sha256_digest(&data);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    cs.write_verified(&d, Some(data.len() as u64), &data[..])
+                        .unwrap()
+                });
+            }
+        });
+        assert_eq!(cs.read(&d).unwrap(), data);
+        assert_eq!(fs::read_dir(cs.root().join("ingest")).unwrap().count(), 0);
     }
 
     #[test]

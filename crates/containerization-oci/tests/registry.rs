@@ -376,6 +376,14 @@ async fn tag_delete_gc_and_prune() {
     let tagged = s.tag(&r, "mine/bb:v1").unwrap();
     assert_eq!(tagged.reference, "docker.io/mine/bb:v1");
     assert_eq!(s.get("mine/bb:v1").unwrap().digest(), md);
+    // By digest or a unique digest prefix (both names share the digest).
+    assert_eq!(s.get(&md).unwrap().digest(), md);
+    assert_eq!(
+        s.get(&md["sha256:".len().."sha256:".len() + 12])
+            .unwrap()
+            .digest(),
+        md
+    );
     s.delete(&r).unwrap();
     assert!(s.delete(&r).unwrap_err().is_code(Code::NotFound));
     assert!(

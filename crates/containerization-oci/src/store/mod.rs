@@ -119,6 +119,11 @@ impl ImageStore {
         })
     }
 
+    /// The state root this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The content store holding this store's blobs.
     pub fn content(&self) -> &ContentStore {
         &self.content
@@ -136,11 +141,37 @@ impl ImageStore {
 
     /// The image named `reference` (normalized first, so `alpine` finds
     /// `docker.io/library/alpine:latest`).
+    /// An image digest (`sha256:<hex>`) or a unique prefix of its hex (at
+    /// least 12 digits) also finds it.
     pub fn get(&self, reference: &str) -> Result<Image> {
+        if let Some(image) = self.get_by_digest(reference)? {
+            return Ok(image);
+        }
         let key = normalize_key(reference)?;
         self.db.get(&key)?.ok_or_else(|| {
             ContainerizationError::not_found(format!("image '{reference}' not found"))
         })
+    }
+
+    /// The image whose digest is `id` (full or a unique hex prefix).
+    fn get_by_digest(&self, id: &str) -> Result<Option<Image>> {
+        let hex = id.strip_prefix("sha256:").unwrap_or(id);
+        if hex.len() < 12 || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let matches: Vec<Image> = self
+            .list()?
+            .into_iter()
+            .filter(|i| i.digest().trim_start_matches("sha256:").starts_with(hex))
+            .collect();
+        let distinct: HashSet<String> = matches.iter().map(|i| i.digest()).collect();
+        match distinct.len() {
+            0 => Ok(None),
+            1 => Ok(matches.into_iter().next()),
+            _ => Err(ContainerizationError::invalid_argument(format!(
+                "'{id}' matches several images; use more digits or a name"
+            ))),
+        }
     }
 
     /// Names the image `source` also as `target`; replaces an existing

@@ -147,6 +147,12 @@ pub fn put_blob(layout: &Path, data: &[u8]) -> String {
 /// Builds an OCI layout whose single image has uncompressed layers of the
 /// given sizes filled with pseudo-random bytes (seeded), tagged `latest`.
 pub fn random_layout(out: &Path, layer_sizes: &[usize], seed: u64) -> String {
+    random_layout_with(out, layer_sizes, seed, false)
+}
+
+/// As `random_layout`; `gzip` stores the layers gzip-compressed (so no tool
+/// recompresses them on push).
+pub fn random_layout_with(out: &Path, layer_sizes: &[usize], seed: u64, gzip: bool) -> String {
     fs::create_dir_all(out).unwrap();
     fs::write(out.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let mut layers = Vec::new();
@@ -163,10 +169,20 @@ pub fn random_layout(out: &Path, layer_sizes: &[usize], seed: u64) -> String {
         b.append_data(&mut h, format!("file{i}"), &data[..])
             .unwrap();
         let bytes = b.into_inner().unwrap();
+        diff_ids.push(sha256(&bytes));
+        let (bytes, media_type) = if gzip {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&bytes).unwrap();
+            (
+                gz.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        } else {
+            (bytes, "application/vnd.oci.image.layer.v1.tar")
+        };
         let d = put_blob(out, &bytes);
-        diff_ids.push(d.clone());
         layers.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "mediaType": media_type,
             "digest": d, "size": bytes.len()
         }));
     }
