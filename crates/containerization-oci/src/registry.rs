@@ -2,6 +2,7 @@
 //! credentials, error translation, and `verify_login`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use containerization_error::{ContainerizationError, Result};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -9,6 +10,9 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
 use crate::credentials::CredentialStore;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to talk to a registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +78,9 @@ pub(crate) fn client_for(host: &str, scheme: Scheme) -> oci_client::Client {
     };
     oci_client::Client::new(ClientConfig {
         protocol,
+        // A registry that stops sending must not hang a pull forever.
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
         ..Default::default()
     })
 }
@@ -158,8 +165,18 @@ pub async fn verify_login(
     password: &str,
     scheme: Scheme,
 ) -> Result<()> {
-    let base = format!("{}://{host}/v2/", scheme.for_host(host));
-    let http = reqwest::Client::new();
+    // Docker Hub's API is not served at the name people log in to.
+    let api_host = if host == "docker.io" {
+        "index.docker.io"
+    } else {
+        host
+    };
+    let base = format!("{}://{api_host}/v2/", scheme.for_host(host));
+    let http = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(READ_TIMEOUT)
+        .build()
+        .map_err(|e| ContainerizationError::internal("creating HTTP client").with_cause(e))?;
     let connect_err = |e: reqwest::Error| {
         ContainerizationError::internal(format!("cannot connect to registry {host}")).with_cause(e)
     };
