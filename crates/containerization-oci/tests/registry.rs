@@ -107,6 +107,14 @@ async fn pull_oci_and_docker_v2s2_images_then_repull_is_cached() {
     assert!(s.content().contains(m2.layers()[0].digest().as_ref()));
     assert_eq!(s.list().unwrap().len(), 2);
 
+    // Two pulls of one image at once in one store both succeed.
+    let (_t3, s3) = store();
+    let r = format!("{}/test/busybox:latest", reg.host());
+    let defaults = PullOptions::default();
+    let (a, b) = tokio::join!(s3.pull(&r, &defaults), s3.pull(&r, &defaults));
+    assert_eq!(a.unwrap().digest(), b.unwrap().digest());
+    no_ingest_leftovers(&s3);
+
     // A second pull downloads nothing.
     events.lock().unwrap().clear();
     s.pull(&format!("{}/test/busybox:latest", reg.host()), &opts)

@@ -13,6 +13,9 @@ use crate::progress::{ProgressEvent, ProgressFn, emit};
 use crate::reference::Reference;
 use crate::registry::{auth_for, client_for, map_error};
 
+/// Bytes between two `BlobBytes` events of one download.
+const PROGRESS_STEP: u64 = 512 * 1024;
+
 /// One registry conversation: the client, the repository and names for
 /// error messages.
 pub(super) struct Remote {
@@ -183,6 +186,7 @@ impl ImageStore {
             .await
             .map_err(|e| remote.err(e))?;
         let mut writer = self.content.ingest(&digest, Some(size))?;
+        let mut reported = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
                 let mismatch = e.to_string().to_ascii_lowercase().contains("digest");
@@ -195,6 +199,12 @@ impl ImageStore {
                 ContainerizationError::new(code, msg).with_cause(e)
             })?;
             writer.write(&chunk)?;
+            // Network chunks are small; report every PROGRESS_STEP bytes so
+            // a 100 MB layer is ~200 events, not ~10 000.
+            if writer.written() - reported < PROGRESS_STEP && writer.written() < size {
+                continue;
+            }
+            reported = writer.written();
             emit(
                 progress,
                 ProgressEvent::BlobBytes {
