@@ -50,7 +50,6 @@ impl ImageStore {
             annotations.insert(ANNOTATION_REF_NAME.into(), image.reference.clone());
             annotations.insert(ANNOTATION_CONTAINERD_NAME.into(), image.reference.clone());
             top.set_annotations(Some(annotations));
-            top.set_platform(None);
             tops.push(top);
         }
         let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": tops });
