@@ -128,3 +128,74 @@ async fn docker_save_archive_loads_as_oci_image() {
     let (_t2, s2) = store();
     assert_eq!(s2.load(&again).unwrap()[0].digest(), loaded[0].digest());
 }
+
+/// Tars a directory into `out`.
+fn tar_dir(dir: &std::path::Path, out: &std::path::Path) {
+    let mut b = tar::Builder::new(fs::File::create(out).unwrap());
+    b.append_dir_all(".", dir).unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn corrupt_or_hostile_archives_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    // An OCI layout whose layer bytes do not match the digest.
+    let layout = tempfile::tempdir().unwrap();
+    let md = random_layout(layout.path(), &[4096], 3);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            layout
+                .path()
+                .join("blobs/sha256")
+                .join(md.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+        "size": fs::metadata(layout.path().join("blobs/sha256").join(md.trim_start_matches("sha256:"))).unwrap().len(),
+        "annotations": {"org.opencontainers.image.ref.name": "example.com/x:1"}}]});
+    fs::write(
+        layout.path().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let good = out.path().join("good.tar");
+    tar_dir(layout.path(), &good);
+    let layer_file = layout
+        .path()
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    fs::write(&layer_file, b"tampered").unwrap();
+    let bad = out.path().join("bad.tar");
+    tar_dir(layout.path(), &bad);
+
+    let (_t, s) = store();
+    let e = s.load(&bad).unwrap_err();
+    assert!(e.is_code(Code::InvalidArgument), "{e}");
+    assert!(
+        e.message.contains(layer) && e.message.contains("corrupt"),
+        "{e}"
+    );
+    assert!(s.list().unwrap().is_empty());
+    assert!(!s.content().contains(layer));
+    let loaded = s.load(&good).unwrap();
+    assert_eq!(loaded[0].reference, "example.com/x:1");
+
+    // A docker archive whose manifest.json points outside the archive.
+    let docker = tempfile::tempdir().unwrap();
+    fs::write(docker.path().join("config.json"), b"{}").unwrap();
+    fs::write(
+        docker.path().join("manifest.json"),
+        br#"[{"Config":"config.json","RepoTags":["evil:1"],"Layers":["../../etc/passwd"]}]"#,
+    )
+    .unwrap();
+    let evil = out.path().join("evil.tar");
+    tar_dir(docker.path(), &evil);
+    let (_t2, s2) = store();
+    let e = s2.load(&evil).unwrap_err();
+    assert!(e.message.contains("outside the archive"), "{e}");
+    assert!(s2.list().unwrap().is_empty());
+}
