@@ -3,6 +3,7 @@
 
 mod ext4;
 mod rootfs;
+mod run;
 
 use clap::{Parser, Subcommand};
 use containerization_error::Result;
@@ -23,12 +24,15 @@ enum Command {
     /// Inspect ext4 images.
     #[command(subcommand)]
     Ext4(ext4::Ext4Command),
+    /// Run a command in a fresh VM (exits with its exit code).
+    Run(run::RunArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Rootfs(c) => rootfs::run(c),
         Command::Ext4(c) => ext4::run(c),
+        Command::Run(a) => run::run(a),
     }
 }
 

@@ -56,3 +56,49 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The workspace's top directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Loads the busybox test image (scripts/build-busybox-image.sh) into the
+/// image store at `root`; returns its reference.
+pub fn load_busybox_image(root: &Path) -> String {
+    let reference = "localhost/vmm-test/busybox:latest";
+    let layout = root.join("busybox-layout");
+    let script = workspace().join("scripts/build-busybox-image.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&layout)
+        .arg(reference)
+        .output()
+        .expect("run scripts/build-busybox-image.sh");
+    assert!(
+        out.status.success(),
+        "scripts/build-busybox-image.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = root.join("busybox.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = containerization_oci::ImageStore::open(root).unwrap();
+    let images = store.load(&tar).unwrap();
+    assert_eq!(images.len(), 1, "busybox layout should hold one named image");
+    reference.to_string()
+}
+
+/// The initfs, or a failure naming the script that builds it.
+pub fn initfs() -> PathBuf {
+    match containerization::default_initfs() {
+        Ok(p) => p,
+        Err(e) => panic!("{}", e.message),
+    }
+}
