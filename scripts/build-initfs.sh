@@ -34,5 +34,6 @@ tmp_out=$(mktemp "$(dirname "$out")/.initfs.XXXXXX")
 # Sorted names and fixed mtimes keep the archive reproducible.
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | \
   cpio --quiet -o -H newc -R 0:0 --reproducible | gzip -9n) > "$tmp_out"
+chmod 0644 "$tmp_out"
 mv "$tmp_out" "$out"
 echo "build-initfs: wrote $out ($(stat -c %s "$out") bytes)"

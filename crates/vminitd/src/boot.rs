@@ -76,12 +76,20 @@ pub fn ensure_mount(
 /// agent keeps going: a reachable agent with a missing mount is easier to
 /// diagnose than a VM that never answers.
 pub fn pid1_setup() {
+    if let Err(e) = leave_initramfs() {
+        eprintln!("vminitd: staying on the initramfs root: {e}");
+    }
     for (fstype, source, target, flags, data) in BOOT_MOUNTS {
         if let Err(e) = ensure_mount(fstype, source, target, *flags, data) {
             eprintln!("vminitd: {e}");
         }
     }
     attach_console();
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if cmdline.split_whitespace().any(|a| a == "vminitd.poweroff") {
+        // The bare-boot reference of the boot benchmark: power off at once.
+        power_off();
+    }
     eprintln!("vminitd: booting (pid 1)");
     if let Err(e) = join_own_cgroup() {
         eprintln!("vminitd: cannot create cgroup /vminitd: {e}");
@@ -89,6 +97,52 @@ pub fn pid1_setup() {
     raise_nofile();
     // SAFETY: setenv before any other thread exists (no runtime yet).
     unsafe { std::env::set_var("PATH", vminitd_api::DEFAULT_PATH) };
+}
+
+/// Set in the environment once PID 1 has moved to its tmpfs root.
+const SWITCHED_ENV: &str = "VMINITD_SWITCHED";
+
+/// Moves PID 1 from the initramfs (rootfs, where pivot_root is refused) to
+/// a tmpfs root, as switch_root does, and re-executes itself there, so
+/// containers can pivot_root. The initramfs copy is deleted to free memory.
+fn leave_initramfs() -> Result<(), String> {
+    if std::env::var_os(SWITCHED_ENV).is_some() {
+        return Ok(());
+    }
+    let new = Path::new("/newroot");
+    std::fs::create_dir_all(new).map_err(|e| format!("mkdir /newroot: {e}"))?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        new,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .map_err(|e| format!("cannot mount a tmpfs root: {e}"))?;
+    for d in [
+        "sbin", "bin", "dev", "proc", "sys", "run", "tmp", "mnt", "etc", "var",
+    ] {
+        std::fs::create_dir_all(new.join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
+    }
+    std::fs::copy("/sbin/vminitd", new.join("sbin/vminitd"))
+        .map_err(|e| format!("cannot copy /sbin/vminitd: {e}"))?;
+    let _ = std::os::unix::fs::symlink("/sbin/vminitd", new.join("init"));
+    let _ = std::fs::remove_file("/sbin/vminitd");
+    let _ = std::fs::remove_file("/init");
+    std::env::set_current_dir(new).map_err(|e| format!("chdir /newroot: {e}"))?;
+    nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| format!("cannot move the tmpfs root: {e}"))?;
+    nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let args: Vec<std::ffi::CString> = std::env::args()
+        .filter_map(|a| std::ffi::CString::new(a).ok())
+        .collect();
+    let mut env: Vec<std::ffi::CString> = std::env::vars()
+        .filter_map(|(k, v)| std::ffi::CString::new(format!("{k}={v}")).ok())
+        .collect();
+    env.push(c"VMINITD_SWITCHED=1".to_owned());
+    let e = nix::unistd::execve(c"/sbin/vminitd", &args, &env).unwrap_err();
+    Err(format!("cannot re-execute /sbin/vminitd: {e}"))
 }
 
 /// Points stdio at /dev/console so boot messages reach `logs --boot`.

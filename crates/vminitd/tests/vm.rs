@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,9 +89,20 @@ fn tsc_khz() -> u64 {
 /// Dials guest vsock port `port` through the hybrid-vsock socket.
 fn dial(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
     let mut s = UnixStream::connect(uds)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(format!("CONNECT {port}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line)?;
+    // Byte by byte: the agent speaks HTTP/2 right after the OK line, and a
+    // buffered reader would swallow its first frames.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while byte[0] != b'\n' {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        line.push(byte[0]);
+    }
+    s.set_read_timeout(None)?;
+    let line = String::from_utf8_lossy(&line);
     if !line.starts_with("OK ") {
         return Err(std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
@@ -299,6 +310,7 @@ async fn agent_in_a_microvm() {
     let (out, code) = collect(&client, "t").await;
     assert_eq!((out.trim(), code), ("2030", 0));
 
+    client.delete_process("t", "t").await.unwrap();
     client.sync().await.unwrap();
     client.umount(root, 0).await.unwrap();
     client.shutdown().await.unwrap();

@@ -196,8 +196,20 @@ fn populate_dev(dev: &Path) -> StepResult {
 /// pivot_root into `root` and drop the old root.
 fn pivot(root: &Path) -> StepResult {
     std::env::set_current_dir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("cannot detach the old root: {e}"))?;
+    match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(|e| format!("cannot detach the old root: {e}"))?;
+        }
+        // The agent's root is the initramfs itself (rootfs cannot be
+        // pivoted away): fall back to move + chroot, as runc's no-pivot mode.
+        Err(nix::errno::Errno::EINVAL) => {
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(|e| format!("cannot move the root: {e}"))?;
+            nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+        }
+        Err(e) => return Err(format!("pivot_root: {e}")),
+    }
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
 }
