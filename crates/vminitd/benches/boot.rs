@@ -1,0 +1,68 @@
+//! Boot benchmark (not a timed test): QEMU spawn to the agent's first
+//! answered Ping, against a bare boot of the same kernel and initfs whose
+//! PID 1 powers off at once (`vminitd.poweroff`), measured in the same run;
+//! then the Ping round-trip median. Run: `cargo bench -p vminitd --bench boot`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::vm::launch;
+
+const RUNS: usize = 3;
+const PINGS: usize = 500;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut bare = Vec::new();
+    let mut ready = Vec::new();
+    let mut rtt = Vec::new();
+    for _ in 0..RUNS {
+        let mut vm = launch("vminitd.poweroff", None);
+        bare.push(vm.wait_exit(Duration::from_secs(60)));
+
+        let mut vm = launch("", None);
+        let client = vm.connect(Duration::from_secs(60)).await;
+        ready.push(vm.spawned.elapsed());
+        for _ in 0..PINGS {
+            let t = Instant::now();
+            client.ping().await.expect("ping");
+            rtt.push(t.elapsed());
+        }
+        client.shutdown().await.expect("shutdown");
+        vm.wait_exit(Duration::from_secs(30));
+    }
+    let (bare, ready, rtt) = (median(bare), median(ready), median(rtt));
+    println!(
+        "bare boot to power-off (median of {RUNS}): {:.0} ms",
+        ms(bare)
+    );
+    println!(
+        "boot to agent ready    (median of {RUNS}): {:.0} ms",
+        ms(ready)
+    );
+    println!(
+        "agent ready - bare boot: {:+.0} ms (ratio {:.2}; target <= +30 ms)",
+        ms(ready) - ms(bare),
+        ms(ready) / ms(bare)
+    );
+    println!(
+        "Ping round trip median ({} pings): {:.3} ms (target <= 1 ms)",
+        rtt_count(),
+        ms(rtt)
+    );
+}
+
+fn rtt_count() -> usize {
+    RUNS * PINGS
+}
