@@ -164,16 +164,16 @@ fn tokenize(p: &str) -> std::result::Result<Vec<Token>, String> {
     while i < chars.len() {
         match chars[i] {
             '*' if chars.get(i + 1) == Some(&'*') => {
-                if chars.get(i + 2) == Some(&'/') {
-                    out.push(Token::DeepDir);
-                    i += 3;
-                } else {
-                    out.push(Token::Deep);
-                    i += 2;
-                }
+                i += 2;
                 // `***` behaves like `**`.
                 while chars.get(i) == Some(&'*') {
                     i += 1;
+                }
+                if chars.get(i) == Some(&'/') {
+                    out.push(Token::DeepDir);
+                    i += 1;
+                } else {
+                    out.push(Token::Deep);
                 }
             }
             '*' => {

@@ -209,6 +209,12 @@ fn parse_from(ll: &LogicalLine, escape: char, globals: &Scope, stages: &[Stage])
     let (base, name) = match words.as_slice() {
         [b] => (b.clone(), None),
         [b, as_kw, n] if as_kw.eq_ignore_ascii_case("AS") => (b.clone(), Some(n.clone())),
+        [] if !args.trim().is_empty() => {
+            return Err(line_error(
+                ll.line,
+                format!("base name ({args}) should not be blank"),
+            ));
+        }
         [] => {
             return Err(line_error(
                 ll.line,
