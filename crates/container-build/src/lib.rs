@@ -23,7 +23,7 @@ pub mod shell;
 pub use ast::*;
 pub use dockerignore::{DockerIgnore, Pattern};
 pub use instructions::parse_duration;
-pub use parse::{ParseOptions, parse, parse_with};
+pub use parse::{ImageEnv, ParseOptions, parse, parse_with};
 
 /// Entry point for a cargo-fuzz target: parsing arbitrary bytes must never
 /// panic (errors are fine).

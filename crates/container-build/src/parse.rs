@@ -22,13 +22,16 @@ const AUTOMATIC_ARGS: &[&str] = &[
     "BUILDVARIANT",
 ];
 
+/// Looks up the `Env` of a base image config by its (expanded) reference.
+pub type ImageEnv = dyn Fn(&str) -> Vec<(String, String)>;
+
 /// Inputs of [`parse_with`].
 pub struct ParseOptions<'a> {
     /// `--build-arg` values; they override ARG defaults of declared ARGs.
     pub build_args: &'a HashMap<String, String>,
     /// The environment of a base image, so `$PATH`/`$HOME` style references
     /// expand as Docker does; called with the expanded image reference.
-    pub image_env: Option<&'a dyn Fn(&str) -> Vec<(String, String)>>,
+    pub image_env: Option<&'a ImageEnv>,
 }
 
 /// Variables in scope: ENV wins over ARG.
