@@ -378,6 +378,8 @@ pub enum Healthcheck {
 pub struct Onbuild {
     /// The trigger as written after `ONBUILD`, continuations joined.
     pub raw: String,
-    /// The trigger parsed without variable expansion.
-    pub instruction: Box<InstructionKind>,
+    /// The trigger parsed without variable expansion; `None` when it uses
+    /// variables that must be expanded before it can be checked (such as
+    /// `EXPOSE $PORT`): the child build parses `raw` then.
+    pub instruction: Option<Box<InstructionKind>>,
 }

@@ -19,6 +19,7 @@ mod lines;
 mod mount;
 mod parse;
 pub mod shell;
+mod stage;
 
 pub use ast::*;
 pub use dockerignore::{DockerIgnore, Pattern};

@@ -262,3 +262,34 @@ fn image_env_is_used_for_expansion() {
         InstructionKind::Workdir("/root/app".into())
     );
 }
+
+#[test]
+fn args_and_env_before_an_instruction() {
+    let d = ok_args(
+        "FROM scratch\nARG A=1 B\nENV E=x\nARG A=2\nENV E=y F=z\nRUN env\n",
+        &[("B", "cli")],
+    );
+    let s = &d.stages[0];
+    assert_eq!(
+        s.args_before(1),
+        vec![
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "cli".to_string())
+        ]
+    );
+    assert_eq!(
+        s.args_before(5),
+        vec![
+            ("B".to_string(), "cli".to_string()),
+            ("A".to_string(), "2".to_string())
+        ]
+    );
+    assert_eq!(
+        s.env_before(5),
+        vec![
+            ("E".to_string(), "y".to_string()),
+            ("F".to_string(), "z".to_string())
+        ]
+    );
+    assert_eq!(s.env_before(0), vec![]);
+}

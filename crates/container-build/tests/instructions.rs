@@ -364,14 +364,29 @@ fn onbuild_wraps_unexpanded() {
         panic!()
     };
     assert_eq!(o.raw, "COPY $A /dst");
-    let InstructionKind::Copy(c) = o.instruction.as_ref() else {
+    let Some(InstructionKind::Copy(c)) = o.instruction.as_deref() else {
         panic!()
     };
     assert_eq!(c.sources, vec![CopySource::Path("$A".into())]);
     let InstructionKind::Onbuild(o) = &last_instrs(&d)[2].kind else {
         panic!()
     };
-    assert!(matches!(o.instruction.as_ref(), InstructionKind::Run(_)));
+    assert!(matches!(
+        o.instruction.as_deref(),
+        Some(InstructionKind::Run(_))
+    ));
+    let d = ok("FROM scratch\nONBUILD EXPOSE $PORT\n");
+    let InstructionKind::Onbuild(o) = &last_instrs(&d)[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (o.raw.as_str(), o.instruction.is_none()),
+        ("EXPOSE $PORT", true)
+    );
+    assert!(err("FROM scratch\nONBUILD EXPOSE abc\n").contains("invalid port"));
+    assert!(
+        err("FROM scratch\nONBUILD COPPY a b\n").contains("unknown instruction in ONBUILD: COPPY")
+    );
     assert!(err("FROM scratch\nONBUILD ONBUILD RUN x\n").contains("chaining ONBUILD"));
     assert!(err("FROM scratch\nONBUILD FROM alpine\n").contains("FROM isn't allowed"));
     assert!(err("FROM scratch\nONBUILD\n").contains("ONBUILD requires"));
