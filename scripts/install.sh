@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the container binaries to /usr/local/bin and the guest kernel and
+# initfs to /usr/local/share/container/ (the library's first lookup after the
+# CONTAINER_KERNEL / CONTAINER_INITFS variables).
+# Usage: install.sh [PREFIX]   (default /usr/local; run as root)
+# Env: CARGO_TARGET_DIR (default target/), KERNEL (default
+#   /var/cache/container-kernel/vmlinux-current), INITFS (default build/initfs.cpio.gz).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+prefix=${1:-/usr/local}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+kernel=${KERNEL:-/var/cache/container-kernel/vmlinux-current}
+initfs=${INITFS:-$repo/build/initfs.cpio.gz}
+
+[ -e "$kernel" ] || { echo "install: $kernel missing (run scripts/build-kernel.sh)" >&2; exit 1; }
+[ -e "$initfs" ] || { echo "install: $initfs missing (run scripts/build-initfs.sh)" >&2; exit 1; }
+command -v vhost-device-vsock >/dev/null || \
+  echo "install: warning: vhost-device-vsock not in PATH (cargo install vhost-device-vsock --locked)" >&2
+
+(cd "$repo" && CARGO_TARGET_DIR="$target_dir" cargo build --release \
+  -p cctl -p container -p container-apiserver -p container-runtime-linux 2>&1 | tail -1) || true
+install -d "$prefix/bin" "$prefix/share/container"
+for bin in cctl container container-apiserver container-runtime-linux; do
+  if [ -x "$target_dir/release/$bin" ]; then
+    install -m 0755 "$target_dir/release/$bin" "$prefix/bin/$bin"
+    echo "install: $prefix/bin/$bin"
+  else
+    echo "install: warning: $bin was not built, skipped" >&2
+  fi
+done
+# Copy through a temp name so a running VM never sees a half-written kernel.
+for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.cpio.gz"; do
+  src=${pair%%:*}; name=${pair##*:}
+  install -m 0644 "$src" "$prefix/share/container/.$name.tmp"
+  mv "$prefix/share/container/.$name.tmp" "$prefix/share/container/$name"
+  echo "install: $prefix/share/container/$name"
+done
