@@ -13,6 +13,7 @@ mod ast;
 mod dockerignore;
 mod error;
 mod flags;
+mod glob;
 mod graph;
 mod instructions;
 mod lines;

@@ -107,7 +107,7 @@ impl<'a> Lexer<'a> {
             pos: 0,
         };
         let mut out = Out::new(false);
-        self.run(&mut cur, None, &mut out)?;
+        self.run(&mut cur, &[], &mut out)?;
         Ok(out.cur)
     }
 
@@ -119,16 +119,23 @@ impl<'a> Lexer<'a> {
             pos: 0,
         };
         let mut out = Out::new(true);
-        self.run(&mut cur, None, &mut out)?;
+        self.run(&mut cur, &[], &mut out)?;
         out.end_word();
         Ok(out.words)
     }
 
-    fn run(&self, cur: &mut Cursor<'_>, stop: Option<char>, out: &mut Out) -> Result<(), LexError> {
+    /// Processes until one of `stops` (returned) or the end of input (an
+    /// error when `stops` is not empty).
+    fn run(
+        &self,
+        cur: &mut Cursor<'_>,
+        stops: &[char],
+        out: &mut Out,
+    ) -> Result<Option<char>, LexError> {
         while let Some(c) = cur.peek() {
-            if Some(c) == stop {
+            if stops.contains(&c) {
                 cur.next();
-                return Ok(());
+                return Ok(Some(c));
             }
             match c {
                 '\'' => {
@@ -183,9 +190,10 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
-        match stop {
-            Some(s) => Err(LexError(format!("missing '{s}' in variable substitution"))),
-            None => Ok(()),
+        if stops.is_empty() {
+            Ok(None)
+        } else {
+            Err(LexError("missing '}' in variable substitution".into()))
         }
     }
 
@@ -200,6 +208,9 @@ impl<'a> Lexer<'a> {
                     return Err(LexError(
                         "bad substitution: missing variable name after '${'".into(),
                     ));
+                }
+                if matches!(cur.peek(), Some('#' | '%' | '/')) {
+                    return self.pattern_op(cur, out, quoted, &name, start);
                 }
                 let (colon, op) = match cur.next() {
                     Some('}') => (false, None),
@@ -225,7 +236,7 @@ impl<'a> Lexer<'a> {
                 let word = match op {
                     Some(_) => {
                         let mut inner = Out::new(false);
-                        self.run(cur, Some('}'), &mut inner)?;
+                        self.run(cur, &['}'], &mut inner)?;
                         Some(inner.cur)
                     }
                     None => None,
@@ -283,6 +294,102 @@ impl<'a> Lexer<'a> {
             }
             _ => out.lit('$'),
         }
+        Ok(())
+    }
+}
+
+impl Lexer<'_> {
+    /// `${name#pat}`, `##`, `%`, `%%`, `${name/pat/rep}` and `//`; the
+    /// cursor is on the operator.
+    fn pattern_op(
+        &self,
+        cur: &mut Cursor<'_>,
+        out: &mut Out,
+        quoted: bool,
+        name: &str,
+        start: usize,
+    ) -> Result<(), LexError> {
+        let op = cur.next().unwrap_or('#');
+        let greedy = cur.peek() == Some(op);
+        if greedy {
+            cur.next();
+        }
+        let mut pattern = Out::new(false);
+        let mut replacement = None;
+        if op == '/' {
+            if self.run(cur, &['/', '}'], &mut pattern)? == Some('/') {
+                let mut rep = Out::new(false);
+                self.run(cur, &['}'], &mut rep)?;
+                replacement = Some(rep.cur);
+            }
+        } else {
+            self.run(cur, &['}'], &mut pattern)?;
+        }
+        let Some(vars) = self.vars else {
+            let raw: String = cur.chars[start..cur.pos].iter().collect();
+            out.lit_str(&raw);
+            return Ok(());
+        };
+        let value: Vec<char> = vars.get(name).unwrap_or_default().chars().collect();
+        let pat: Vec<char> = pattern.cur.chars().collect();
+        let n = value.len();
+        let result: String = match op {
+            '#' => {
+                let mut lens: Vec<usize> = (0..=n).collect();
+                if greedy {
+                    lens.reverse();
+                }
+                match lens
+                    .into_iter()
+                    .find(|l| crate::glob::matches(&pat, &value[..*l]))
+                {
+                    Some(l) => value[l..].iter().collect(),
+                    None => value.iter().collect(),
+                }
+            }
+            '%' => {
+                let mut starts: Vec<usize> = (0..=n).rev().collect();
+                if greedy {
+                    starts.reverse();
+                }
+                match starts
+                    .into_iter()
+                    .find(|s| crate::glob::matches(&pat, &value[*s..]))
+                {
+                    Some(s) => value[..s].iter().collect(),
+                    None => value.iter().collect(),
+                }
+            }
+            _ => {
+                let rep = replacement.unwrap_or_default();
+                let mut res = String::new();
+                let mut i = 0;
+                let mut replaced = false;
+                while i < n {
+                    // The longest match starting at i, as shells do.
+                    let m = if pat.is_empty() || (replaced && !greedy) {
+                        None
+                    } else {
+                        (i + 1..=n)
+                            .rev()
+                            .find(|e| crate::glob::matches(&pat, &value[i..*e]))
+                    };
+                    match m {
+                        Some(e) => {
+                            res.push_str(&rep);
+                            replaced = true;
+                            i = e;
+                        }
+                        None => {
+                            res.push(value[i]);
+                            i += 1;
+                        }
+                    }
+                }
+                res
+            }
+        };
+        out.expanded(&result, quoted);
         Ok(())
     }
 }

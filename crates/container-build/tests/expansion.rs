@@ -65,7 +65,8 @@ fn expansion_errors() {
     assert_eq!(l.word("${EMPTY?}").unwrap(), "");
     assert!(l.word("${A").is_err());
     assert!(l.word("${}").is_err());
-    assert!(l.word("${A/x/y}").is_err());
+    assert!(l.word("${A^^}").is_err());
+    assert!(l.word("${A/x").is_err());
     assert!(l.word("'open").is_err());
     assert!(l.word("\"open").is_err());
 }
@@ -292,4 +293,29 @@ fn args_and_env_before_an_instruction() {
         ]
     );
     assert_eq!(s.env_before(0), vec![]);
+}
+
+#[test]
+fn pattern_modifiers() {
+    let v: HashMap<String, String> = [("P", "/usr/local/bin.tar.gz"), ("S", "aXbXc")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let l = Lexer::new('\\', Some(&v));
+    let cases = [
+        ("${P#*/}", "usr/local/bin.tar.gz"),
+        ("${P##*/}", "bin.tar.gz"),
+        ("${P%.*}", "/usr/local/bin.tar"),
+        ("${P%%.*}", "/usr/local/bin"),
+        ("${P#nomatch}", "/usr/local/bin.tar.gz"),
+        ("${S/X/-}", "a-bXc"),
+        ("${S//X/-}", "a-b-c"),
+        ("${S//[a-b]/}", "XXc"),
+        ("${S/X}", "abXc"),
+        ("${UNSET#x}", ""),
+    ];
+    for (input, want) in cases {
+        assert_eq!(l.word(input).unwrap(), want, "input {input}");
+    }
+    assert_eq!(Lexer::new('\\', None).word("${P##*/}").unwrap(), "${P##*/}");
 }
