@@ -87,7 +87,20 @@ impl Helper {
 
     /// Starts the init process and watches for its exit.
     pub(crate) async fn start_init(self: &Arc<Self>) -> Result<()> {
-        self.container.start().await?;
+        if let Err(e) = self.container.start().await {
+            // Nothing runs: release the client's descriptors (its pipes must
+            // see EOF), record the container as stopped and end the helper.
+            tracing::error!("starting the init process failed: {e}");
+            self.detach_init();
+            let _ = self.db(|db| db.set_stopped(&self.id, None));
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.container.stop().await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                me.shutdown.notify_one();
+            });
+            return Err(e);
+        }
         self.started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.db(|db| db.set_running(&self.id, std::process::id()))?;
