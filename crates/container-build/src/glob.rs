@@ -34,8 +34,11 @@ fn at(p: &[char], t: &[char], pi: usize, ti: usize, memo: &mut Vec<Option<bool>>
     r
 }
 
-/// Parses `[...]` at `start`: (index after `]`, negated, ranges).
-fn class(p: &[char], start: usize) -> Option<(usize, bool, Vec<(char, char)>)> {
+/// A parsed `[...]`: index after `]`, negated, inclusive ranges.
+type Class = (usize, bool, Vec<(char, char)>);
+
+/// Parses `[...]` at `start`.
+fn class(p: &[char], start: usize) -> Option<Class> {
     let mut i = start + 1;
     let negated = matches!(p.get(i), Some('!' | '^'));
     if negated {
