@@ -1,5 +1,6 @@
-//! Shell patterns for `${VAR#pattern}` and friends: `*` and `?` match any
-//! character (including `/`), `[...]` is a class, `\x` is a literal `x`.
+//! Shell patterns for `${VAR#pattern}` and friends, as BuildKit reads them:
+//! `*` matches any string (including `/`), `?` any one character, `\x` is
+//! a literal `x`; there are no bracket expressions (`[` is literal).
 
 /// True when `pattern` matches all of `text`.
 pub fn matches(pattern: &[char], text: &[char]) -> bool {
@@ -16,15 +17,6 @@ fn at(p: &[char], t: &[char], pi: usize, ti: usize, memo: &mut Vec<Option<bool>>
         None => ti == t.len(),
         Some('*') => (ti..=t.len()).any(|j| at(p, t, pi + 1, j, memo)),
         Some('?') => ti < t.len() && at(p, t, pi + 1, ti + 1, memo),
-        Some('[') => match class(p, pi) {
-            Some((end, negated, ranges)) => {
-                ti < t.len()
-                    && (ranges.iter().any(|(a, b)| *a <= t[ti] && t[ti] <= *b) != negated)
-                    && at(p, t, end, ti + 1, memo)
-            }
-            // An unterminated `[` is a literal.
-            None => ti < t.len() && t[ti] == '[' && at(p, t, pi + 1, ti + 1, memo),
-        },
         Some('\\') if pi + 1 < p.len() => {
             ti < t.len() && t[ti] == p[pi + 1] && at(p, t, pi + 2, ti + 1, memo)
         }
@@ -32,32 +24,4 @@ fn at(p: &[char], t: &[char], pi: usize, ti: usize, memo: &mut Vec<Option<bool>>
     };
     memo[key] = Some(r);
     r
-}
-
-/// A parsed `[...]`: index after `]`, negated, inclusive ranges.
-type Class = (usize, bool, Vec<(char, char)>);
-
-/// Parses `[...]` at `start`.
-fn class(p: &[char], start: usize) -> Option<Class> {
-    let mut i = start + 1;
-    let negated = matches!(p.get(i), Some('!' | '^'));
-    if negated {
-        i += 1;
-    }
-    let mut ranges = Vec::new();
-    let mut first = true;
-    loop {
-        let c = *p.get(i)?;
-        if c == ']' && !first {
-            return Some((i + 1, negated, ranges));
-        }
-        first = false;
-        i += 1;
-        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
-            ranges.push((c, p[i + 1]));
-            i += 2;
-        } else {
-            ranges.push((c, c));
-        }
-    }
 }

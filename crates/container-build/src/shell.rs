@@ -31,6 +31,8 @@ pub struct Lexer<'a> {
 
 struct Out {
     split: bool,
+    /// Keep escape characters (patterns of `${VAR#...}`, where `\*` is a literal star).
+    raw_escapes: bool,
     words: Vec<String>,
     cur: String,
     has: bool,
@@ -40,6 +42,7 @@ impl Out {
     fn new(split: bool) -> Self {
         Self {
             split,
+            raw_escapes: false,
             words: Vec::new(),
             cur: String::new(),
             has: false,
@@ -157,7 +160,12 @@ impl<'a> Lexer<'a> {
                             Some('"') => break,
                             Some('$') => self.dollar(cur, out, true)?,
                             Some(ch) if ch == self.escape => match cur.next() {
-                                Some(n) if n == '"' || n == '$' || n == self.escape => out.lit(n),
+                                Some(n) if n == '"' || n == '$' || n == self.escape => {
+                                    if out.raw_escapes {
+                                        out.lit(ch);
+                                    }
+                                    out.lit(n)
+                                }
                                 Some(n) => {
                                     out.lit(ch);
                                     out.lit(n);
@@ -177,6 +185,9 @@ impl<'a> Lexer<'a> {
                     cur.next();
                     // A trailing escape is dropped, as BuildKit does.
                     if let Some(n) = cur.next() {
+                        if out.raw_escapes {
+                            out.lit(ch);
+                        }
                         out.lit(n);
                     }
                 }
@@ -270,10 +281,10 @@ impl<'a> Lexer<'a> {
                     _ => {
                         if !set {
                             let msg = word.unwrap_or_default();
-                            let msg = if msg.is_empty() {
-                                "is not allowed to be unset".to_string()
-                            } else {
-                                msg
+                            let msg = match (msg.is_empty(), value.is_some()) {
+                                (false, _) => msg,
+                                (true, true) => "is not allowed to be empty".to_string(),
+                                (true, false) => "is not allowed to be unset".to_string(),
                             };
                             return Err(LexError(format!("{name}: {msg}")));
                         }
@@ -282,7 +293,7 @@ impl<'a> Lexer<'a> {
                 };
                 out.expanded(&result, quoted);
             }
-            Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
+            Some(c) if c.is_alphanumeric() || c == '_' || is_special_param(c) => {
                 let name = read_name(cur);
                 match self.vars {
                     Some(vars) => out.expanded(&vars.get(&name).unwrap_or_default(), quoted),
@@ -315,10 +326,12 @@ impl Lexer<'_> {
             cur.next();
         }
         let mut pattern = Out::new(false);
+        pattern.raw_escapes = true;
         let mut replacement = None;
         if op == '/' {
             if self.run(cur, &['/', '}'], &mut pattern)? == Some('/') {
                 let mut rep = Out::new(false);
+                rep.raw_escapes = true;
                 self.run(cur, &['}'], &mut rep)?;
                 replacement = Some(rep.cur);
             }
@@ -394,10 +407,32 @@ impl Lexer<'_> {
     }
 }
 
+/// POSIX special parameters (`$@`, `$?`, ...): one-character names that
+/// BuildKit looks up like any other (so they are usually empty).
+fn is_special_param(c: char) -> bool {
+    matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')
+}
+
+/// BuildKit's `processName`: digits alone, one special parameter, or a
+/// run of letters, digits and `_`.
 fn read_name(cur: &mut Cursor<'_>) -> String {
     let mut name = String::new();
+    match cur.peek() {
+        Some(c) if c.is_ascii_digit() => {
+            while let Some(d) = cur.peek().filter(char::is_ascii_digit) {
+                name.push(d);
+                cur.next();
+            }
+            return name;
+        }
+        Some(c) if is_special_param(c) => {
+            cur.next();
+            return c.to_string();
+        }
+        _ => {}
+    }
     while let Some(c) = cur.peek() {
-        if c.is_ascii_alphanumeric() || c == '_' {
+        if c.is_alphanumeric() || c == '_' {
             name.push(c);
             cur.next();
         } else {

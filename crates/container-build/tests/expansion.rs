@@ -42,7 +42,11 @@ fn expansion_table() {
         ("\"a\\b\"", "a\\b"),
         ("\"'$A'\"", "'a'"),
         ("$", "$"),
-        ("a$-b", "a$-b"),
+        ("a$-b", "ab"),
+        ("$$", ""),
+        ("$1abc", "abc"),
+        ("$ x", "$ x"),
+        ("${@}", ""),
         ("${A}${A}", "aa"),
         ("x\\ y", "x y"),
     ];
@@ -61,7 +65,14 @@ fn expansion_errors() {
             .0
             .contains("UNSET: must be set")
     );
-    assert!(l.word("${EMPTY:?}").is_err());
+    assert_eq!(
+        l.word("${EMPTY:?}").unwrap_err().0,
+        "EMPTY: is not allowed to be empty"
+    );
+    assert_eq!(
+        l.word("${UNSET:?}").unwrap_err().0,
+        "UNSET: is not allowed to be unset"
+    );
     assert_eq!(l.word("${EMPTY?}").unwrap(), "");
     assert!(l.word("${A").is_err());
     assert!(l.word("${}").is_err());
@@ -310,7 +321,8 @@ fn pattern_modifiers() {
         ("${P#nomatch}", "/usr/local/bin.tar.gz"),
         ("${S/X/-}", "a-bXc"),
         ("${S//X/-}", "a-b-c"),
-        ("${S//[a-b]/}", "XXc"),
+        ("${S//?X/_}", "__c"),
+        ("${P#*\\.}", "tar.gz"),
         ("${S/X}", "abXc"),
         ("${UNSET#x}", ""),
     ];
