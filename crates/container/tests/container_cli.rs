@@ -31,7 +31,11 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
     );
     assert_eq!(r.stdout.trim(), "out-line");
     assert_eq!(r.stderr.trim(), "err-line");
-    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "", "--rm removed the record");
+    assert_eq!(
+        d.run(&["ls", "-a", "-q"]).ok().trim(),
+        "",
+        "--rm removed the record"
+    );
     let left = std::fs::read_dir(d.root.path().join("containers"))
         .map(|r| r.count())
         .unwrap_or(0);
@@ -70,7 +74,10 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
     }
     d.run(&["system", "start"]).ok();
     let ls = d.run(&["ls"]).ok();
-    assert!(ls.contains("web") && ls.contains("running"), "re-discovered: {ls}");
+    assert!(
+        ls.contains("web") && ls.contains("running"),
+        "re-discovered: {ls}"
+    );
     let r = d.run(&["exec", "web", "echo", "after-restart"]);
     assert_eq!(r.stdout.trim(), "after-restart", "{}", r.stderr);
 
