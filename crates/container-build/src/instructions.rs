@@ -6,7 +6,7 @@ use crate::ast::{
 };
 use crate::error::line_error;
 use crate::flags::{Flag, bool_value, check_allowed, split_flags, string_value};
-use crate::lines::parse_marker;
+use crate::lines::markers_in_words;
 use crate::shell::{Lexer, Vars, raw_words};
 use containerization_error::{ContainerizationError, Result};
 use std::time::Duration;
@@ -256,22 +256,33 @@ fn parse_copy(
         Some(v) => (v, true),
         None => (raw_words(args, ctx.escape), false),
     };
+    let markers = if from_json {
+        Vec::new()
+    } else {
+        markers_in_words(&words, ctx.escape)
+    };
     let mut heredocs = heredocs.iter();
     let mut items = Vec::new();
-    for w in &words {
-        if !from_json && parse_marker(w).is_some() {
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        if let Some((_, span, _)) = markers.iter().find(|(start, _, _)| *start == i) {
             let h = heredocs
                 .next()
                 .ok_or_else(|| ctx.err(format!("{kw}: heredoc {w} has no body")))?
                 .clone();
             items.push(CopySource::Heredoc(h));
-        } else if from_json {
+            i += span;
+            continue;
+        }
+        if from_json {
             items.push(CopySource::Path(ctx.word(w)?));
         } else {
             for p in ctx.words(w)? {
                 items.push(CopySource::Path(p));
             }
         }
+        i += 1;
     }
     if items.len() < 2 {
         return Err(ctx.err(format!(

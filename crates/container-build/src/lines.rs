@@ -166,60 +166,78 @@ pub struct Marker {
     pub quoted: bool,
 }
 
-/// Parses one word as a heredoc marker (`<<EOF`, `<<-"EOF"`, ...).
-pub fn parse_marker(word: &str) -> Option<Marker> {
-    let rest = word.strip_prefix("<<")?;
+/// Parses one word as a heredoc marker, as BuildKit's `ParseHeredoc`
+/// (`^\d*<<(-?)\s*([^<]*)$`): `<<EOF`, `3<<EOF`, `<<-"EOF"`, `<<eo'f'`.
+/// Any unescaped quote in the delimiter disables expansion of the body.
+pub fn parse_marker(word: &str, escape: char) -> Option<Marker> {
+    let rest = word
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .strip_prefix("<<")?;
     let (strip_tabs, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, rest),
     };
-    let (delimiter, quoted) = if rest.len() >= 2
-        && ((rest.starts_with('"') && rest.ends_with('"'))
-            || (rest.starts_with('\'') && rest.ends_with('\'')))
-    {
-        (&rest[1..rest.len() - 1], true)
-    } else {
-        (rest, false)
-    };
-    if delimiter.is_empty()
-        || !delimiter
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
+    let rest = rest.trim_start();
+    if rest.is_empty() || rest.contains('<') {
+        return None;
+    }
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in rest.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == escape {
+            escaped = true;
+        } else if c == '\'' || c == '"' {
+            quoted = true;
+        }
+    }
+    let delimiter = crate::shell::Lexer::new(escape, None).word(rest).ok()?;
+    if delimiter.is_empty() {
         return None;
     }
     Some(Marker {
-        delimiter: delimiter.to_string(),
+        delimiter,
         strip_tabs,
         quoted,
     })
 }
 
-/// The heredoc markers in `rest`, in order (quote-aware; a `<<` inside
-/// quotes is not a marker). A marker glued to a redirection (`cat<<EOF`)
-/// is found too.
-pub fn heredoc_markers(rest: &str, escape: char) -> Vec<Marker> {
+/// The heredoc markers among raw shell words: (index of the first word,
+/// number of words it spans, marker). `<< EOF` spans two words; a word
+/// that starts with a quote is never a marker.
+pub fn markers_in_words(words: &[String], escape: char) -> Vec<(usize, usize, Marker)> {
     let mut out = Vec::new();
-    for word in crate::shell::raw_words(rest, escape) {
-        if word.starts_with('"') || word.starts_with('\'') {
-            continue;
-        }
-        if let Some(p) = word.find("<<") {
-            // `<<<` is a here-string, not a heredoc.
-            if word[p + 2..].starts_with('<') {
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let bare = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        if (bare == "<<" || bare == "<<-") && i + 1 < words.len() {
+            if let Some(m) = parse_marker(&format!("{w} {}", words[i + 1]), escape) {
+                out.push((i, 2, m));
+                i += 2;
                 continue;
             }
-            let tail = &word[p..];
-            let end = tail[2..]
-                .find(['>', '|', ';', '&', ')'])
-                .map(|e| e + 2)
-                .unwrap_or(tail.len());
-            if let Some(m) = parse_marker(&tail[..end]) {
-                out.push(m);
-            }
+        } else if let Some(m) = parse_marker(w, escape) {
+            out.push((i, 1, m));
         }
+        i += 1;
     }
     out
+}
+
+/// The heredoc markers in an instruction's arguments, in order; none for
+/// the JSON (exec) form.
+pub fn heredoc_markers(rest: &str, escape: char) -> Vec<Marker> {
+    let (_, args) = crate::flags::split_flags(rest);
+    if crate::instructions::json_array(args).is_some() {
+        return Vec::new();
+    }
+    let words = crate::shell::raw_words(args, escape);
+    markers_in_words(&words, escape)
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect()
 }
 
 fn read_heredoc(

@@ -159,3 +159,117 @@ fn crlf_and_bom() {
     let d = ok("\u{feff}FROM scratch\r\nRUN a \\\r\n b\r\n");
     assert_eq!(run(&d, 0).command, Command::Shell("a  b".into()));
 }
+
+/// BuildKit's own heredoc cases (parser_heredoc_test.go), as (line, name, content, expand).
+#[test]
+fn buildkit_heredoc_cases() {
+    let cases: &[(&str, &str, &str, bool)] = &[
+        ("RUN <<EMPTY\nEMPTY", "EMPTY", "", true),
+        ("RUN 3<<EMPTY2\nEMPTY2", "EMPTY2", "", true),
+        (
+            "RUN <<INDENT\n\tfoo\n\tbar\nINDENT",
+            "INDENT",
+            "\tfoo\n\tbar\n",
+            true,
+        ),
+        (
+            "RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2",
+            "UNINDENT2",
+            "baz\nquux\n",
+            true,
+        ),
+        (
+            "RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND",
+            "NOEXPAND",
+            "don't expand $NAME\n",
+            false,
+        ),
+        (
+            "RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT",
+            "MOUNT",
+            "echo hello\n",
+            true,
+        ),
+        (
+            "RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX",
+            "COMPLEX",
+            "print('hello world')\n",
+            true,
+        ),
+        ("RUN <<eo'f'\necho foo\neof", "eof", "echo foo\n", false),
+        ("RUN <<eo\\'f\necho foo\neo'f", "eo'f", "echo foo\n", true),
+        (
+            "RUN <<'e'o\\'f\necho foo\neo'f",
+            "eo'f",
+            "echo foo\n",
+            false,
+        ),
+        (
+            "RUN <<'one two'\necho bar\none two",
+            "one two",
+            "echo bar\n",
+            false,
+        ),
+        ("RUN <<$EOF\n$EOF", "$EOF", "", true),
+        ("RUN <<  EOF\nEOF", "EOF", "", true),
+        ("RUN <<  EOF  > foo\nEOF", "EOF", "", true),
+        ("RUN <<- EOF\nEOF", "EOF", "", true),
+        ("RUN << -EOF\n-EOF", "-EOF", "", true),
+    ];
+    for (text, name, content, expand) in cases {
+        let d = ok(&format!("FROM scratch\n{text}\nUSER x\n"));
+        let r = run(&d, 0);
+        assert_eq!(r.heredocs.len(), 1, "{text:?}");
+        let h = &r.heredocs[0];
+        assert_eq!(
+            (h.delimiter.as_str(), h.content.as_str(), h.expand),
+            (*name, *content, *expand),
+            "{text:?}"
+        );
+        assert_eq!(last_instrs(&d).len(), 2, "{text:?}");
+    }
+}
+
+#[test]
+fn buildkit_non_heredocs() {
+    for text in [
+        "RUN \"<<NOHEREDOC\"",
+        "RUN '<<EOF'",
+        "RUN [\"<<EOF\"]",
+        "RUN [\"<<'EOF'\"]",
+        "RUN cat <<<EOF",
+        "RUN echo <<",
+    ] {
+        let d = ok(&format!("FROM scratch\n{text}\n"));
+        assert!(run(&d, 0).heredocs.is_empty(), "{text:?}");
+    }
+    // USER takes no heredoc: the next line is an instruction of its own.
+    assert!(
+        err("FROM scratch\nUSER <<INVALID\nINVALID\n")
+            .starts_with("Dockerfile:3: unknown instruction: INVALID")
+    );
+}
+
+#[test]
+fn copy_heredocs_in_buildkit_order() {
+    let d = ok("FROM scratch\nCOPY <<X <<Y /dest\nY\nX\nX\nY\nCOPY << F /f\nbody\nF\n");
+    let InstructionKind::Copy(c) = &last_instrs(&d)[0].kind else {
+        panic!()
+    };
+    let bodies: Vec<&str> = c
+        .sources
+        .iter()
+        .map(|s| match s {
+            CopySource::Heredoc(h) => h.content.as_str(),
+            CopySource::Path(p) => p.as_str(),
+        })
+        .collect();
+    assert_eq!(bodies, vec!["Y\n", "X\n"]);
+    let InstructionKind::Copy(c) = &last_instrs(&d)[1].kind else {
+        panic!()
+    };
+    assert!(
+        matches!(&c.sources[..], [CopySource::Heredoc(h)] if h.content == "body\n" && h.delimiter == "F")
+    );
+    assert_eq!(c.dest, "/f");
+}
