@@ -79,6 +79,12 @@ pub fn parse_instruction(
             Ok(())
         }
     };
+    if matches!(
+        keyword,
+        "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "VOLUME" | "COPY" | "ADD"
+    ) {
+        strings_only(ctx, split_flags(rest).1)?;
+    }
     match keyword {
         "RUN" => parse_run(ctx, rest, heredocs).map(InstructionKind::Run),
         "COPY" => parse_copy(ctx, rest, heredocs, false).map(|(c, _)| InstructionKind::Copy(c)),
@@ -151,6 +157,21 @@ pub fn parse_instruction(
         "FROM" => Err(ctx.err("FROM is not allowed here")),
         other => Err(ctx.err(format!("unknown instruction: {other}"))),
     }
+}
+
+/// A JSON array holding anything but strings is an error (as in BuildKit),
+/// not a shell command that happens to start with `[`.
+fn strings_only(ctx: &Ctx<'_>, args: &str) -> Result<()> {
+    let t = args.trim();
+    if t.starts_with('[')
+        && let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(t)
+        && values.iter().any(|v| !v.is_string())
+    {
+        return Err(
+            ctx.err("when using JSON array syntax, arrays must be comprised of strings only")
+        );
+    }
+    Ok(())
 }
 
 /// The JSON array of strings in `rest`, if it is one.
@@ -432,6 +453,7 @@ fn parse_healthcheck(ctx: &Ctx<'_>, rest: &str) -> Result<Healthcheck> {
     if cmd.is_empty() {
         return Err(ctx.err("HEALTHCHECK CMD requires a command"));
     }
+    strings_only(ctx, cmd)?;
     check_allowed(
         ctx.line,
         "HEALTHCHECK",

@@ -175,6 +175,22 @@ fn error_table() {
             "FROM scratch\nRUN <<EOF\nEOF\nRUN <<X\n",
             "Dockerfile:4: unterminated heredoc",
         ),
+        (
+            "FROM scratch\nCMD [\"a\", 1]\n",
+            "Dockerfile:2: when using JSON array syntax, arrays must be comprised of strings only",
+        ),
+        (
+            "FROM scratch\nRUN --network=none [true]\n",
+            "Dockerfile:2: when using JSON array syntax",
+        ),
+        (
+            "FROM scratch\nCOPY [\"a\", null]\n",
+            "Dockerfile:2: when using JSON array syntax",
+        ),
+        (
+            "FROM scratch\nHEALTHCHECK CMD [{}]\n",
+            "Dockerfile:2: when using JSON array syntax",
+        ),
     ];
     for (text, want) in cases {
         let got = err(text);
