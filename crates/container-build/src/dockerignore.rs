@@ -29,9 +29,9 @@ enum Token {
     One,
     /// `*`
     Star,
-    /// `**` not followed by `/`
+    /// `**` at the end: anything
     Deep,
-    /// `**/`: zero or more directories
+    /// `**` elsewhere (a following `/` eaten): zero or more directories
     DeepDir,
     /// `[...]`
     Class {
@@ -45,8 +45,12 @@ impl DockerIgnore {
     pub fn parse(text: &str) -> Result<Self> {
         let mut patterns = Vec::new();
         for (i, raw) in text.lines().enumerate() {
+            // Only a `#` in the first column starts a comment, as in moby.
+            if raw.starts_with('#') {
+                continue;
+            }
             let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+            if line.is_empty() {
                 continue;
             }
             let (exception, body) = match line.strip_prefix('!') {
@@ -169,12 +173,17 @@ fn tokenize(p: &str) -> std::result::Result<Vec<Token>, String> {
                 while chars.get(i) == Some(&'*') {
                     i += 1;
                 }
+                // As moby's patternmatcher: `**` eats a following `/`; at the
+                // end it matches anything, elsewhere any number of whole
+                // directories (`(.*/)?`).
                 if chars.get(i) == Some(&'/') {
-                    out.push(Token::DeepDir);
                     i += 1;
-                } else {
-                    out.push(Token::Deep);
                 }
+                out.push(if i >= chars.len() {
+                    Token::Deep
+                } else {
+                    Token::DeepDir
+                });
             }
             '*' => {
                 out.push(Token::Star);

@@ -115,3 +115,23 @@ fn bad_pattern_names_its_line() {
         ".dockerignore:2: unterminated character class in pattern '[abc'"
     );
 }
+
+#[test]
+fn double_star_inside_a_name_spans_whole_directories() {
+    // moby compiles `a**b` to `a(.*/)?b`.
+    check(
+        "a**b\nx/**\n",
+        &[
+            ("ab", true),
+            ("az/b", true),
+            ("azb", false),
+            ("x/y/z", true),
+            ("x", false),
+        ],
+    );
+}
+
+#[test]
+fn comments_only_in_the_first_column() {
+    check("#a\n #b\n", &[("#a", false), ("#b", true)]);
+}
