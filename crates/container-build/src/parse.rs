@@ -204,7 +204,13 @@ fn parse_from(ll: &LogicalLine, escape: char, globals: &Scope, stages: &[Stage])
     for f in &flags {
         let p = ctx.word(string_value(ll.line, f)?)?;
         if p.is_empty() {
-            return Err(line_error(ll.line, "FROM --platform must not be empty"));
+            return Err(line_error(
+                ll.line,
+                format!(
+                    "FROM --platform={} expands to nothing: pass it as a build arg (BUILDPLATFORM/TARGETPLATFORM are not set)",
+                    f.value.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         platform = Some(p);
     }

@@ -210,3 +210,12 @@ fn error_message_is_one_line() {
     );
     assert!(!m.contains('\n'));
 }
+
+#[test]
+fn unset_platform_arg_is_explained() {
+    let m = err("FROM --platform=$BUILDPLATFORM golang\n");
+    assert!(
+        m.starts_with("Dockerfile:1: FROM --platform=$BUILDPLATFORM expands to nothing"),
+        "{m}"
+    );
+}
