@@ -1,15 +1,12 @@
 //! Parses the arguments of each instruction (except FROM) into typed form.
 
 use crate::ast::{
-    Add, ArgDecl, Command, Copy, CopySource, Healthcheck, Heredoc, InstructionKind, NetworkMode,
-    Onbuild, PortSpec, Protocol, Run,
+    ArgDecl, Command, Heredoc, InstructionKind, NetworkMode, Onbuild, PortSpec, Protocol, Run,
 };
 use crate::error::line_error;
-use crate::flags::{Flag, bool_value, check_allowed, split_flags, string_value};
-use crate::lines::markers_in_words;
+use crate::flags::{check_allowed, split_flags, string_value};
 use crate::shell::{Lexer, Vars, raw_words};
 use containerization_error::{ContainerizationError, Result};
-use std::time::Duration;
 
 /// What an instruction parse needs to know about its surroundings.
 pub struct Ctx<'a> {
@@ -22,7 +19,8 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, msg: impl std::fmt::Display) -> ContainerizationError {
+    /// An error naming the instruction's line.
+    pub fn err(&self, msg: impl std::fmt::Display) -> ContainerizationError {
         line_error(self.line, msg)
     }
     /// One word: quotes removed, variables expanded.
@@ -87,8 +85,9 @@ pub fn parse_instruction(
     }
     match keyword {
         "RUN" => parse_run(ctx, rest, heredocs).map(InstructionKind::Run),
-        "COPY" => parse_copy(ctx, rest, heredocs, false).map(|(c, _)| InstructionKind::Copy(c)),
-        "ADD" => parse_copy(ctx, rest, heredocs, true).map(|(c, a)| {
+        "COPY" => crate::copy::parse_copy(ctx, rest, heredocs, false)
+            .map(|(c, _)| InstructionKind::Copy(c)),
+        "ADD" => crate::copy::parse_copy(ctx, rest, heredocs, true).map(|(c, a)| {
             let mut add = a.unwrap_or_default();
             add.copy = c;
             InstructionKind::Add(add)
@@ -148,7 +147,9 @@ pub fn parse_instruction(
             }
             Ok(InstructionKind::Volume(vols))
         }
-        "HEALTHCHECK" => parse_healthcheck(ctx, rest).map(InstructionKind::Healthcheck),
+        "HEALTHCHECK" => {
+            crate::healthcheck::parse_healthcheck(ctx, rest).map(InstructionKind::Healthcheck)
+        }
         "ONBUILD" => parse_onbuild(ctx, rest, heredocs).map(InstructionKind::Onbuild),
         "MAINTAINER" => {
             need_args("MAINTAINER")?;
@@ -161,7 +162,7 @@ pub fn parse_instruction(
 
 /// A JSON array holding anything but strings is an error (as in BuildKit),
 /// not a shell command that happens to start with `[`.
-fn strings_only(ctx: &Ctx<'_>, args: &str) -> Result<()> {
+pub(crate) fn strings_only(ctx: &Ctx<'_>, args: &str) -> Result<()> {
     let t = args.trim();
     if t.starts_with('[')
         && let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(t)
@@ -184,7 +185,7 @@ pub fn json_array(rest: &str) -> Option<Vec<String>> {
 }
 
 /// Exec form when `rest` is a JSON array, else shell form (as Docker falls back).
-fn command(rest: &str) -> Command {
+pub(crate) fn command(rest: &str) -> Command {
     match json_array(rest) {
         Some(v) => Command::Exec(v),
         None => Command::Shell(rest.to_string()),
@@ -233,119 +234,6 @@ fn parse_run(ctx: &Ctx<'_>, rest: &str, heredocs: &[Heredoc]) -> Result<Run> {
         }
     }
     Ok(run)
-}
-
-fn parse_copy(
-    ctx: &Ctx<'_>,
-    rest: &str,
-    heredocs: &[Heredoc],
-    is_add: bool,
-) -> Result<(Copy, Option<Add>)> {
-    let kw = if is_add { "ADD" } else { "COPY" };
-    let (flags, args) = split_flags(rest);
-    let allowed: &[&str] = if is_add {
-        &[
-            "chown",
-            "chmod",
-            "link",
-            "exclude",
-            "checksum",
-            "keep-git-dir",
-            "unpack",
-        ]
-    } else {
-        &["from", "chown", "chmod", "link", "parents", "exclude"]
-    };
-    check_allowed(ctx.line, kw, &flags, allowed)?;
-    let mut copy = Copy::default();
-    let mut add = Add::default();
-    for f in &flags {
-        let s = |f: &Flag| -> Result<String> { ctx.word(string_value(ctx.line, f)?) };
-        match f.name.as_str() {
-            "from" => copy.from = Some(non_empty(ctx, f, s(f)?)?),
-            "chown" => copy.chown = Some(non_empty(ctx, f, s(f)?)?),
-            "chmod" => copy.chmod = Some(non_empty(ctx, f, s(f)?)?),
-            "link" => copy.link = bool_value(ctx.line, f)?,
-            "parents" => copy.parents = bool_value(ctx.line, f)?,
-            "exclude" => copy.exclude.push(non_empty(ctx, f, s(f)?)?),
-            "checksum" => add.checksum = Some(non_empty(ctx, f, s(f)?)?),
-            "keep-git-dir" => add.keep_git_dir = bool_value(ctx.line, f)?,
-            _ => add.unpack = Some(bool_value(ctx.line, f)?),
-        }
-    }
-    let (words, from_json) = match json_array(args) {
-        Some(v) => (v, true),
-        None => (raw_words(args, ctx.escape), false),
-    };
-    let markers = if from_json {
-        Vec::new()
-    } else {
-        markers_in_words(&words, ctx.escape)
-    };
-    let mut heredocs = heredocs.iter();
-    let mut items = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let w = &words[i];
-        if let Some((_, span, _)) = markers.iter().find(|(start, _, _)| *start == i) {
-            let h = heredocs
-                .next()
-                .ok_or_else(|| ctx.err(format!("{kw}: heredoc {w} has no body")))?
-                .clone();
-            items.push(CopySource::Heredoc(h));
-            i += span;
-            continue;
-        }
-        if from_json {
-            items.push(CopySource::Path(ctx.word(w)?));
-        } else {
-            for p in ctx.words(w)? {
-                items.push(CopySource::Path(p));
-            }
-        }
-        i += 1;
-    }
-    if items.len() < 2 {
-        return Err(ctx.err(format!(
-            "{kw} requires at least two arguments: source(s) and destination"
-        )));
-    }
-    copy.dest = match items.pop() {
-        Some(CopySource::Path(d)) => d,
-        _ => return Err(ctx.err(format!("{kw}: the destination can not be a heredoc"))),
-    };
-    copy.sources = items;
-    // Inline files need expansion unless the delimiter was quoted.
-    for src in &mut copy.sources {
-        if let CopySource::Heredoc(h) = src
-            && h.expand
-            && ctx.vars.is_some()
-        {
-            h.content = expand_heredoc(ctx, &h.content)?;
-        }
-    }
-    Ok((copy, is_add.then_some(add)))
-}
-
-/// Expands `$VAR` in a COPY heredoc body; quotes are kept as written.
-fn expand_heredoc(ctx: &Ctx<'_>, body: &str) -> Result<String> {
-    // Quotes are data in a file body: protect them from quote removal.
-    let mut protected = String::new();
-    for c in body.chars() {
-        if c == '\'' || c == '"' {
-            protected.push(ctx.escape);
-        }
-        protected.push(c);
-    }
-    ctx.word(&protected)
-}
-
-fn non_empty(ctx: &Ctx<'_>, f: &Flag, v: String) -> Result<String> {
-    if v.is_empty() {
-        Err(ctx.err(format!("--{} must not be empty", f.name)))
-    } else {
-        Ok(v)
-    }
 }
 
 /// `K=V K2=V2` or the legacy `K V` form.
@@ -434,104 +322,6 @@ fn parse_port(ctx: &Ctx<'_>, w: &str) -> Result<PortSpec> {
         end,
         protocol,
     })
-}
-
-fn parse_healthcheck(ctx: &Ctx<'_>, rest: &str) -> Result<Healthcheck> {
-    let (flags, args) = split_flags(rest);
-    let mut words = args.splitn(2, char::is_whitespace);
-    let kind = words.next().unwrap_or("").to_ascii_uppercase();
-    let cmd = words.next().unwrap_or("").trim();
-    if kind == "NONE" {
-        if !flags.is_empty() || !cmd.is_empty() {
-            return Err(ctx.err("HEALTHCHECK NONE takes no options or arguments"));
-        }
-        return Ok(Healthcheck::None);
-    }
-    if kind != "CMD" {
-        return Err(ctx.err("HEALTHCHECK needs NONE or [options] CMD command"));
-    }
-    if cmd.is_empty() {
-        return Err(ctx.err("HEALTHCHECK CMD requires a command"));
-    }
-    strings_only(ctx, cmd)?;
-    check_allowed(
-        ctx.line,
-        "HEALTHCHECK",
-        &flags,
-        &[
-            "interval",
-            "timeout",
-            "start-period",
-            "start-interval",
-            "retries",
-        ],
-    )?;
-    let (mut interval, mut timeout, mut start_period, mut start_interval, mut retries) =
-        (None, None, None, None, None);
-    for f in &flags {
-        let v = string_value(ctx.line, f)?;
-        if f.name == "retries" {
-            retries = Some(
-                v.parse::<u32>()
-                    .map_err(|_| ctx.err(format!("--retries={v} is not a non-negative number")))?,
-            );
-            continue;
-        }
-        let d = parse_duration(v).ok_or_else(|| {
-            ctx.err(format!(
-                "--{}={v} is not a duration like 30s or 1m30s",
-                f.name
-            ))
-        })?;
-        match f.name.as_str() {
-            "interval" => interval = Some(d),
-            "timeout" => timeout = Some(d),
-            "start-period" => start_period = Some(d),
-            _ => start_interval = Some(d),
-        }
-    }
-    Ok(Healthcheck::Check {
-        command: command(cmd),
-        interval,
-        timeout,
-        start_period,
-        start_interval,
-        retries,
-    })
-}
-
-/// Go's `time.ParseDuration` (`1h2m3.5s`, `500ms`, `0`), non-negative only.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += num * scale;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 fn parse_onbuild(ctx: &Ctx<'_>, rest: &str, heredocs: &[Heredoc]) -> Result<Onbuild> {

@@ -10,11 +10,13 @@
 //! message that starts `Dockerfile:<line>:`.
 
 mod ast;
+mod copy;
 mod dockerignore;
 mod error;
 mod flags;
 mod glob;
 mod graph;
+mod healthcheck;
 mod instructions;
 mod lines;
 mod mount;
@@ -24,7 +26,7 @@ mod stage;
 
 pub use ast::*;
 pub use dockerignore::{DockerIgnore, Pattern};
-pub use instructions::parse_duration;
+pub use healthcheck::parse_duration;
 pub use parse::{ImageEnv, ParseOptions, parse, parse_with};
 
 /// Entry point for a cargo-fuzz target: parsing arbitrary bytes must never
