@@ -7,6 +7,7 @@ use crate::lines::markers_in_words;
 use crate::shell::raw_words;
 use containerization_error::Result;
 
+/// Parses `COPY` (`is_add` false) or `ADD`; the `Add` part is `Some` for ADD.
 pub(crate) fn parse_copy(
     ctx: &Ctx<'_>,
     rest: &str,

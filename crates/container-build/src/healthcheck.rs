@@ -6,6 +6,7 @@ use crate::instructions::{Ctx, command, strings_only};
 use containerization_error::Result;
 use std::time::Duration;
 
+/// Parses the arguments of `HEALTHCHECK`.
 pub(crate) fn parse_healthcheck(ctx: &Ctx<'_>, rest: &str) -> Result<Healthcheck> {
     let (flags, args) = split_flags(rest);
     let mut words = args.splitn(2, char::is_whitespace);
