@@ -576,7 +576,7 @@ impl Formatter {
 fn set_bits(b: &mut [u8], from: u64, to: u64) {
     let mut i = from;
     while i < to {
-        if i % 8 == 0 && i + 8 <= to {
+        if i.is_multiple_of(8) && i + 8 <= to {
             b[(i / 8) as usize] = 0xFF;
             i += 8;
         } else {

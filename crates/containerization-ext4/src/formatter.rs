@@ -292,14 +292,14 @@ impl Formatter {
             return Ok(());
         }
         let (parent, name) = self.parent_of(path, &comps)?;
-        if let Some(existing) = self.child(parent, &name) {
-            if self.tree.get(existing).is_dir() {
-                let layer = self.layer;
-                let n = self.tree.get_mut(existing);
-                n.meta = meta;
-                n.layer = layer;
-                return Ok(());
-            }
+        if let Some(existing) = self.child(parent, &name)
+            && self.tree.get(existing).is_dir()
+        {
+            let layer = self.layer;
+            let n = self.tree.get_mut(existing);
+            n.meta = meta;
+            n.layer = layer;
+            return Ok(());
         }
         let node = Node {
             kind: Kind::Dir {
@@ -673,14 +673,15 @@ impl Formatter {
 
 fn push_extent(extents: &mut Vec<Extent>, logical: u64, physical: u64, mut len: u64) {
     let (mut logical, mut physical) = (logical, physical);
-    if let Some(last) = extents.last_mut() {
-        if last.logical + last.len == logical && last.physical + last.len == physical {
-            let add = (MAX_EXTENT_LEN - last.len).min(len);
-            last.len += add;
-            logical += add;
-            physical += add;
-            len -= add;
-        }
+    if let Some(last) = extents.last_mut()
+        && last.logical + last.len == logical
+        && last.physical + last.len == physical
+    {
+        let add = (MAX_EXTENT_LEN - last.len).min(len);
+        last.len += add;
+        logical += add;
+        physical += add;
+        len -= add;
     }
     while len > 0 {
         let l = len.min(MAX_EXTENT_LEN);

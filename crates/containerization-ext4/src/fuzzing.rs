@@ -86,10 +86,11 @@ pub fn layer_unpack(data: &[u8]) {
     if let Ok(f) = Formatter::create(&path, 8 << 20, FormatOptions::default()) {
         let mut u = Unpacker::new(f);
         let applied = u.apply_layer(Cursor::new(data.to_vec()));
-        if applied.is_ok() && u.finish().is_ok() {
-            if let Ok(fs) = Ext4::open(&path) {
-                walk(&fs);
-            }
+        if applied.is_ok()
+            && u.finish().is_ok()
+            && let Ok(fs) = Ext4::open(&path)
+        {
+            walk(&fs);
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -622,7 +622,8 @@ impl Ext4 {
         if raw.len() > 128 {
             let extra = get16(raw, 0x80) as usize;
             let start = 128 + extra;
-            if extra % 4 == 0 && start + 4 <= raw.len() && get32(raw, start) == XATTR_MAGIC {
+            if extra.is_multiple_of(4) && start + 4 <= raw.len() && get32(raw, start) == XATTR_MAGIC
+            {
                 parse_entries(&raw[start + 4..], 0, 0, &mut out).map_err(corrupt)?;
             }
         }

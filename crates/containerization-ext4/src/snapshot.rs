@@ -188,10 +188,10 @@ impl SnapshotStore {
             if !p.join(IMAGE_NAME).is_file() {
                 continue;
             }
-            if let Ok(k) = fs::read_to_string(p.join(KEY_NAME)) {
-                if key_hex(k.trim()).is_ok() {
-                    out.push(k.trim().to_string());
-                }
+            if let Ok(k) = fs::read_to_string(p.join(KEY_NAME))
+                && key_hex(k.trim()).is_ok()
+            {
+                out.push(k.trim().to_string());
             }
         }
         out.sort();

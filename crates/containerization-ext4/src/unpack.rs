@@ -193,10 +193,10 @@ impl Unpacker {
         if let Some(name) = comps.last() {
             if name.as_slice() == OPAQUE {
                 self.stats.whiteouts += 1;
-                if let Some(dir) = self.formatter.lookup_comps(&comps[..comps.len() - 1]) {
-                    if self.formatter.tree.get(dir).is_dir() {
-                        self.prune_lower(dir);
-                    }
+                if let Some(dir) = self.formatter.lookup_comps(&comps[..comps.len() - 1])
+                    && self.formatter.tree.get(dir).is_dir()
+                {
+                    self.prune_lower(dir);
                 }
                 return Ok(());
             }
@@ -206,12 +206,11 @@ impl Unpacker {
                     return Ok(());
                 }
                 self.stats.whiteouts += 1;
-                if let Some(parent) = self.formatter.lookup_comps(&comps[..comps.len() - 1]) {
-                    if let Some(victim) = self.formatter.child(parent, target) {
-                        if self.formatter.tree.get(victim).layer < self.formatter.layer {
-                            self.formatter.remove_child(parent, target);
-                        }
-                    }
+                if let Some(parent) = self.formatter.lookup_comps(&comps[..comps.len() - 1])
+                    && let Some(victim) = self.formatter.child(parent, target)
+                    && self.formatter.tree.get(victim).layer < self.formatter.layer
+                {
+                    self.formatter.remove_child(parent, target);
                 }
                 return Ok(());
             }

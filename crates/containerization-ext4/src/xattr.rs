@@ -24,10 +24,11 @@ pub(crate) fn split_name(name: &str) -> Option<(u8, &str)> {
             if name == prefix {
                 return Some((idx, ""));
             }
-        } else if let Some(rest) = name.strip_prefix(prefix) {
-            if !rest.is_empty() && rest.len() <= 255 {
-                return Some((idx, rest));
-            }
+        } else if let Some(rest) = name.strip_prefix(prefix)
+            && !rest.is_empty()
+            && rest.len() <= 255
+        {
+            return Some((idx, rest));
         }
     }
     None
@@ -44,7 +45,7 @@ pub(crate) fn join_name(index: u8, suffix: &[u8]) -> Option<String> {
 /// on-disk format (version 1, 4-byte entries for the owner/group/mask/other
 /// tags). Returns `None` when the value is malformed.
 pub(crate) fn acl_to_disk(v: &[u8]) -> Option<Vec<u8>> {
-    if v.len() < 4 || (v.len() - 4) % 8 != 0 || get32(v, 0) != 2 {
+    if v.len() < 4 || !(v.len() - 4).is_multiple_of(8) || get32(v, 0) != 2 {
         return None;
     }
     let mut out = 1u32.to_le_bytes().to_vec();

@@ -44,7 +44,7 @@ fn mutate(seed: &[u8], rng: &mut Rng, span: usize) -> Vec<u8> {
             _ => rng.next() as u8,
         };
     }
-    if rng.next() % 16 == 0 {
+    if rng.next().is_multiple_of(16) {
         d.truncate((rng.next() as usize) % d.len().max(1));
     }
     d

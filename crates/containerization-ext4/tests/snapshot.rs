@@ -42,7 +42,7 @@ fn concurrent_get_or_create_builds_once_and_remove_deletes() {
         .collect();
     names.sort();
     assert_eq!(names, ["key", "rootfs.ext4"]);
-    assert_eq!(store.list().unwrap(), [key.clone()]);
+    assert_eq!(store.list().unwrap(), vec![key.clone()]);
     assert_eq!(store.path(&key).as_ref(), Some(p));
     assert!(store.remove(&key).unwrap());
     assert!(!store.remove(&key).unwrap());
