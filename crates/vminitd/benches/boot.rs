@@ -30,6 +30,7 @@ async fn main() {
     for _ in 0..RUNS {
         let mut vm = launch("vminitd.poweroff", None);
         bare.push(vm.wait_exit(Duration::from_secs(60)));
+        drop(vm);
 
         let mut vm = launch("", None);
         let client = vm.connect(Duration::from_secs(60)).await;
@@ -41,6 +42,7 @@ async fn main() {
         }
         client.shutdown().await.expect("shutdown");
         vm.wait_exit(Duration::from_secs(30));
+        drop(vm);
     }
     let (bare, ready, rtt) = (median(bare), median(ready), median(rtt));
     println!(

@@ -197,14 +197,24 @@ impl Vm {
     pub async fn connect(&self, within: Duration) -> Vminitd {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(s) = dial(&self.uds, vminitd_api::AGENT_PORT) {
-                s.set_nonblocking(true).unwrap();
-                let stream = tokio::net::UnixStream::from_std(s).unwrap();
-                if let Ok(c) = Vminitd::from_stream(stream).await
-                    && c.ping().await.is_ok()
-                {
-                    return c;
+            match dial(&self.uds, vminitd_api::AGENT_PORT) {
+                Ok(s) => {
+                    s.set_nonblocking(true).unwrap();
+                    let stream = tokio::net::UnixStream::from_std(s).unwrap();
+                    // Bounded, so a stuck handshake cannot outlive the deadline.
+                    let attempt = tokio::time::timeout(Duration::from_secs(5), async {
+                        let c = Vminitd::from_stream(stream).await?;
+                        c.ping().await.map(|_| c)
+                    });
+                    match attempt.await {
+                        Ok(Ok(c)) => return c,
+                        Ok(Err(e)) => eprintln!("vm: connected but the agent failed: {e}"),
+                        Err(_) => eprintln!("vm: the agent did not answer a connection within 5 s"),
+                    }
                 }
+                // Refused until the agent listens; VM_DEBUG shows each attempt.
+                Err(e) if std::env::var_os("VM_DEBUG").is_some() => eprintln!("vm: dial: {e}"),
+                Err(_) => {}
             }
             assert!(
                 Instant::now() < deadline,
