@@ -1,0 +1,156 @@
+//! Benchmarks (not a test): container run vs bare boot, exec latency, and
+//! host memory per idle container. Prints ratios against references
+//! measured in the same run.
+//!
+//! `cargo run --release -p containerization --example bench`
+//! Needs the kernel (scripts/build-kernel.sh), the initfs
+//! (scripts/build-initfs.sh) and busybox-static.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use containerization::vmm::{QemuVirtualMachineManager, VirtualMachineManager, VmConfig};
+use containerization::{ContainerManager, Kernel, LinuxContainer, Mount, Stdio};
+
+fn busybox_poweroff_initfs(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("bare");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+    std::fs::write(root.join("init"), "#!/bin/busybox sh\n/bin/busybox poweroff -f\n").unwrap();
+    let out = dir.join("bare.cpio.gz");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && chmod 755 init && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            root.display(),
+            out.display()
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    out
+}
+
+fn mem_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
+async fn run_true(manager: &ContainerManager, id: &str, reference: &str) -> Duration {
+    let t = Instant::now();
+    let c = manager
+        .create(id, reference, None, |c| {
+            c.process.args = vec!["true".into()];
+            Ok(())
+        })
+        .await
+        .unwrap();
+    c.create().await.unwrap();
+    c.start().await.unwrap();
+    c.wait(None).await.unwrap();
+    c.stop().await.unwrap();
+    let d = t.elapsed();
+    manager.delete(id).await.unwrap();
+    d
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = Kernel::default_kernel().expect("kernel: run scripts/build-kernel.sh");
+    let initfs = containerization::default_initfs().expect("initfs: run scripts/build-initfs.sh");
+
+    // 1. Bare boot-and-power-off of the same kernel (reference).
+    let bare = busybox_poweroff_initfs(dir.path());
+    let mut vmm = QemuVirtualMachineManager::new(kernel.clone(), &bare);
+    vmm.init_path = "/init".into();
+    let t = Instant::now();
+    let mut vm = vmm.create(VmConfig::new("bare")).await.unwrap();
+    vm.start().await.unwrap();
+    vm.wait().await.unwrap();
+    let bare_time = t.elapsed();
+    vm.stop().await.unwrap();
+
+    // 2. A container running `true` through the library (image already unpacked).
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let layout = root.join("layout");
+    let reference = "localhost/bench/busybox:latest";
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-busybox-image.sh");
+    assert!(Command::new("bash").arg(script).arg(&layout).arg(reference).status().unwrap().success());
+    assert!(Command::new("tar").arg("-C").arg(&layout).arg("-cf").arg(root.join("bb.tar")).arg(".").status().unwrap().success());
+    containerization_oci::ImageStore::open(&root).unwrap().load(&root.join("bb.tar")).unwrap();
+    let manager = ContainerManager::with_root(
+        kernel.clone(),
+        Mount::block("cpio", &initfs, "/", vec![]),
+        Some(root.clone()),
+        None,
+    )
+    .unwrap();
+    let _warm = run_true(&manager, "warm", reference).await; // unpacks the snapshot
+    let run_time = run_true(&manager, "bench", reference).await;
+    println!(
+        "run true: {:.0} ms; bare boot: {:.0} ms; ratio {:.2} (target <= 1.2)",
+        run_time.as_secs_f64() * 1e3,
+        bare_time.as_secs_f64() * 1e3,
+        run_time.as_secs_f64() / bare_time.as_secs_f64()
+    );
+
+    // 3. Exec latency and 4. memory of an idle container.
+    let c: LinuxContainer = manager
+        .create("idle", reference, None, |c| {
+            c.process.args = vec!["sleep".into(), "3600".into()];
+            Ok(())
+        })
+        .await
+        .unwrap();
+    c.create().await.unwrap();
+    c.start().await.unwrap();
+    let mut lat = Vec::new();
+    for i in 0..10 {
+        let t = Instant::now();
+        let p = c
+            .exec(&format!("e{i}"), |p| {
+                p.args = vec!["true".into()];
+                p.stdout = Stdio::Null;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        p.start().await.unwrap();
+        p.wait(None).await.unwrap();
+        lat.push(t.elapsed());
+        p.delete().await.unwrap();
+    }
+    lat.sort();
+    println!(
+        "exec true: median {:.1} ms, min {:.1} ms (target median <= 30 ms)",
+        lat[lat.len() / 2].as_secs_f64() * 1e3,
+        lat[0].as_secs_f64() * 1e3
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut rss, mut pss) = (0, 0);
+    for pid in c.vm_pids().await {
+        let (r, p) = mem_kib(pid);
+        rss += r;
+        pss += p;
+    }
+    println!(
+        "idle container host memory: RSS {:.1} MiB, PSS {:.1} MiB (QEMU + vhost-device-vsock; target <= 64 MiB)",
+        rss as f64 / 1024.0,
+        pss as f64 / 1024.0
+    );
+    c.stop().await.unwrap();
+    manager.delete("idle").await.unwrap();
+    let _ = Arc::new(());
+}
