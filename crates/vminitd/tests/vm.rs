@@ -134,6 +134,66 @@ async fn agent_in_a_microvm() {
     assert_eq!((out.trim(), code), ("2030", 0));
 
     client.delete_process("t", "t").await.unwrap();
+
+    // Sysctl, read back through CopyOut.
+    client
+        .sysctl(&[("vm.overcommit_memory".to_string(), "1".to_string())].into())
+        .await
+        .unwrap();
+    let mut value = Vec::new();
+    client
+        .copy_out(
+            "/proc/sys/vm/overcommit_memory",
+            vminitd_api::CopyMode::Raw,
+            &mut value,
+        )
+        .await
+        .unwrap();
+    assert_eq!(value, b"1\n");
+
+    // A binfmt_misc registration appears under /proc/sys/fs/binfmt_misc.
+    client
+        .setup_emulator(":cztest:E::cztest::/bin/true:")
+        .await
+        .unwrap();
+    client
+        .stat("/proc/sys/fs/binfmt_misc/cztest")
+        .await
+        .unwrap();
+
+    // ProxyVsock: a guest TCP server reached from the host over vsock.
+    let s = common::spec(
+        root_path,
+        &["sh", "-c", "echo proxied | nc -l -p 8080"],
+        false,
+    );
+    client
+        .create_process("srv", "srv", &s, false, false)
+        .await
+        .unwrap();
+    let mut srv_io = client.process_io("srv", "srv").await.unwrap();
+    client.start_process("srv", "srv").await.unwrap();
+    client
+        .proxy_vsock("p1", 5000, vminitd_api::ProxyTarget::Tcp(8080))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        if let Ok(mut s) = vm.dial(5000) {
+            use std::io::Read;
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = s.read_to_end(&mut got);
+            if !got.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got, b"proxied\n");
+    client.stop_vsock_proxy("p1").await.unwrap();
+    let _ = srv_io.collect().await;
+    client.wait_process("srv", "srv", None).await.unwrap();
+    client.delete_process("srv", "srv").await.unwrap();
     client.sync().await.unwrap();
     client.umount(root, 0).await.unwrap();
     client.shutdown().await.unwrap();

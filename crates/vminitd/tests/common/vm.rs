@@ -193,6 +193,11 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
 }
 
 impl Vm {
+    /// Dials guest vsock `port` through the hybrid-vsock socket.
+    pub fn dial(&self, port: u32) -> std::io::Result<UnixStream> {
+        dial(&self.uds, port)
+    }
+
     /// Connects to the agent, retrying until it answers a Ping.
     pub async fn connect(&self, within: Duration) -> Vminitd {
         let deadline = Instant::now() + within;
