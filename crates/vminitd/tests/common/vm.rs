@@ -201,6 +201,7 @@ impl Vm {
     /// Connects to the agent, retrying until it answers a Ping.
     pub async fn connect(&self, within: Duration) -> Vminitd {
         let deadline = Instant::now() + within;
+        let mut last_error = String::new();
         loop {
             match dial(&self.uds, vminitd_api::AGENT_PORT) {
                 Ok(s) => {
@@ -218,15 +219,20 @@ impl Vm {
                     }
                 }
                 // Refused until the agent listens; VM_DEBUG shows each attempt.
-                Err(e) if std::env::var_os("VM_DEBUG").is_some() => eprintln!("vm: dial: {e}"),
-                Err(_) => {}
+                Err(e) => {
+                    if std::env::var_os("VM_DEBUG").is_some() {
+                        eprintln!("vm: dial: {e}");
+                    }
+                    last_error = e.to_string();
+                }
             }
             assert!(
                 Instant::now() < deadline,
-                "the agent did not answer within {within:?}; console: {}",
+                "the agent did not answer within {within:?} (last dial error: {last_error}); console: {}",
                 std::fs::read_to_string(&self.console).unwrap_or_default()
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Paced: a flood of early CONNECTs is what the backend handles worst.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
