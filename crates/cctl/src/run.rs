@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use containerization::{
-    ContainerManager, ContainerizationError, Kernel, LinuxContainer, Mount, QemuVirtualMachineManager,
-    Result, Stdio, default_initfs,
+    ContainerManager, ContainerizationError, Kernel, LinuxContainer, Mount,
+    QemuVirtualMachineManager, Result, Stdio, default_initfs,
 };
 
 /// Arguments of `cctl run`.
@@ -59,7 +59,9 @@ fn parse_size(s: &str) -> Result<u64> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| ContainerizationError::invalid_argument(format!("invalid size {s:?} (e.g. 512M, 2G)")))
+        .ok_or_else(|| {
+            ContainerizationError::invalid_argument(format!("invalid size {s:?} (e.g. 512M, 2G)"))
+        })
 }
 
 fn parse_mount(spec: &str) -> Result<Mount> {
@@ -74,8 +76,9 @@ fn parse_mount(spec: &str) -> Result<Mount> {
             )));
         }
     };
-    let meta = std::fs::metadata(src)
-        .map_err(|e| ContainerizationError::not_found(format!("mount source {src} does not exist")).with_cause(e))?;
+    let meta = std::fs::metadata(src).map_err(|e| {
+        ContainerizationError::not_found(format!("mount source {src} does not exist")).with_cause(e)
+    })?;
     let src = std::fs::canonicalize(src).unwrap_or_else(|_| PathBuf::from(src));
     Ok(if meta.is_dir() {
         Mount::share(src, dst, opts)
@@ -154,7 +157,11 @@ async fn run_async(args: RunArgs) -> Result<i32> {
                 std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
             ));
         }
-        c.process.stdin = if interactive { Stdio::Inherit } else { Stdio::Null };
+        c.process.stdin = if interactive {
+            Stdio::Inherit
+        } else {
+            Stdio::Null
+        };
         c.process.stdout = Stdio::Inherit;
         c.process.stderr = Stdio::Inherit;
         Ok(())
@@ -164,11 +171,16 @@ async fn run_async(args: RunArgs) -> Result<i32> {
     let mut scratch = None;
     let (container, manager) = match (&args.rootfs, image) {
         (Some(ext4), _) => {
-            let dir = tempfile::tempdir()
-                .map_err(|e| ContainerizationError::internal("cannot create a temp dir").with_cause(e))?;
+            let dir = tempfile::tempdir().map_err(|e| {
+                ContainerizationError::internal("cannot create a temp dir").with_cause(e)
+            })?;
             let overlay = dir.path().join("rootfs.qcow2");
-            containerization::rootfs::create_overlay(ext4, &overlay, containerization::rootfs::DEFAULT_ROOTFS_SIZE)
-                .await?;
+            containerization::rootfs::create_overlay(
+                ext4,
+                &overlay,
+                containerization::rootfs::DEFAULT_ROOTFS_SIZE,
+            )
+            .await?;
             let vmm = Arc::new(QemuVirtualMachineManager::new(kernel, initfs));
             let rootfs = Mount::block("ext4", &overlay, "/", vec![]);
             scratch = Some(dir);
@@ -195,10 +207,11 @@ async fn run_container(container: &LinuxContainer, tty: bool) -> Result<i32> {
     container.create().await?;
     let _raw = if tty { RawMode::enter() } else { None };
     container.start().await?;
-    if tty {
-        if let Some(size) = containerization::terminal::Size::of_fd(std::io::stdout().as_fd_borrow()) {
-            let _ = container.resize(size).await;
-        }
+    if tty
+        && let Some(size) =
+            containerization::terminal::Size::of_fd(std::io::stdout().as_fd_borrow())
+    {
+        let _ = container.resize(size).await;
     }
     let status = tokio::select! {
         s = container.wait(None) => s?,

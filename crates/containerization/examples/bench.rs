@@ -18,7 +18,11 @@ fn busybox_poweroff_initfs(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("bare");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    std::fs::write(root.join("init"), "#!/bin/busybox sh\n/bin/busybox poweroff -f\n").unwrap();
+    std::fs::write(
+        root.join("init"),
+        "#!/bin/busybox sh\n/bin/busybox poweroff -f\n",
+    )
+    .unwrap();
     let out = dir.join("bare.cpio.gz");
     let ok = Command::new("sh")
         .arg("-c")
@@ -87,9 +91,30 @@ async fn main() {
     let layout = root.join("layout");
     let reference = "localhost/bench/busybox:latest";
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-busybox-image.sh");
-    assert!(Command::new("bash").arg(script).arg(&layout).arg(reference).status().unwrap().success());
-    assert!(Command::new("tar").arg("-C").arg(&layout).arg("-cf").arg(root.join("bb.tar")).arg(".").status().unwrap().success());
-    containerization_oci::ImageStore::open(&root).unwrap().load(&root.join("bb.tar")).unwrap();
+    assert!(
+        Command::new("bash")
+            .arg(script)
+            .arg(&layout)
+            .arg(reference)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(root.join("bb.tar"))
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    containerization_oci::ImageStore::open(&root)
+        .unwrap()
+        .load(&root.join("bb.tar"))
+        .unwrap();
     let manager = ContainerManager::with_root(
         kernel.clone(),
         Mount::block("cpio", &initfs, "/", vec![]),

@@ -6,7 +6,9 @@ use containerization::{ContainerManager, Kernel, Mount, Stdio, default_initfs};
 
 #[tokio::main]
 async fn main() -> containerization::Result<()> {
-    let reference = std::env::args().nth(1).unwrap_or_else(|| "busybox:latest".into());
+    let reference = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "busybox:latest".into());
     let kernel = Kernel::default_kernel()?;
     let initfs = Mount::block("cpio", default_initfs()?, "/", vec![]);
     let manager = ContainerManager::with_root(kernel, initfs, None, None)?;
@@ -21,7 +23,11 @@ async fn main() -> containerization::Result<()> {
 
     let process = container
         .exec("shell", |config| {
-            config.args = vec!["/bin/sh".into(), "-c".into(), "echo hello from $(hostname); pwd".into()];
+            config.args = vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo hello from $(hostname); pwd".into(),
+            ];
             config.env = vec!["PATH=/usr/bin:/bin".into()];
             config.cwd = "/root".into();
             config.stdout = Stdio::Inherit;

@@ -137,7 +137,9 @@ impl ContainerManager {
             let store = self.image_store.lock().await;
             match store.get(reference) {
                 Ok(i) => i,
-                Err(e) if e.is_code(Code::NotFound) => store.pull(reference, &self.pull_options).await?,
+                Err(e) if e.is_code(Code::NotFound) => {
+                    store.pull(reference, &self.pull_options).await?
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -155,15 +157,23 @@ impl ContainerManager {
     ) -> Result<LinuxContainer> {
         let dir = self.container_dir(id);
         if dir.exists() {
-            return Err(ContainerizationError::exists(format!("container {id} already exists")));
+            return Err(ContainerizationError::exists(format!(
+                "container {id} already exists"
+            )));
         }
         let snapshot = self.snapshot(image).await?;
         std::fs::create_dir_all(&dir).map_err(|e| {
-            ContainerizationError::internal(format!("cannot create {}", dir.display())).with_cause(e)
+            ContainerizationError::internal(format!("cannot create {}", dir.display()))
+                .with_cause(e)
         })?;
         let overlay = dir.join("rootfs.qcow2");
         let result = async {
-            create_overlay(&snapshot, &overlay, rootfs_size.unwrap_or(DEFAULT_ROOTFS_SIZE)).await?;
+            create_overlay(
+                &snapshot,
+                &overlay,
+                rootfs_size.unwrap_or(DEFAULT_ROOTFS_SIZE),
+            )
+            .await?;
             let rootfs = Mount::block("ext4", &overlay, "/", Vec::new());
             self.container(id, image, rootfs, &dir, configure).await
         }
@@ -185,10 +195,13 @@ impl ContainerManager {
     ) -> Result<LinuxContainer> {
         let dir = self.container_dir(id);
         if dir.exists() {
-            return Err(ContainerizationError::exists(format!("container {id} already exists")));
+            return Err(ContainerizationError::exists(format!(
+                "container {id} already exists"
+            )));
         }
         std::fs::create_dir_all(&dir).map_err(|e| {
-            ContainerizationError::internal(format!("cannot create {}", dir.display())).with_cause(e)
+            ContainerizationError::internal(format!("cannot create {}", dir.display()))
+                .with_cause(e)
         })?;
         self.container(id, image, rootfs, &dir, configure).await
     }
@@ -198,7 +211,9 @@ impl ContainerManager {
         let dir = self.container_dir(id);
         let overlay = dir.join("rootfs.qcow2");
         if !overlay.exists() {
-            return Err(ContainerizationError::not_found(format!("container {id} not found")));
+            return Err(ContainerizationError::not_found(format!(
+                "container {id} not found"
+            )));
         }
         let rootfs = Mount::block("ext4", &overlay, "/", Vec::new());
         self.container(id, image, rootfs, &dir, |_| Ok(())).await
@@ -209,13 +224,16 @@ impl ContainerManager {
     pub async fn delete(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
         if !dir.exists() {
-            return Err(ContainerizationError::not_found(format!("container {id} not found")));
+            return Err(ContainerizationError::not_found(format!(
+                "container {id} not found"
+            )));
         }
         if let Some(net) = &self.network {
             net.release(id).await?;
         }
         std::fs::remove_dir_all(&dir).map_err(|e| {
-            ContainerizationError::internal(format!("cannot remove {}", dir.display())).with_cause(e)
+            ContainerizationError::internal(format!("cannot remove {}", dir.display()))
+                .with_cause(e)
         })
     }
 
@@ -235,7 +253,9 @@ impl ContainerManager {
         let snapshots = self.snapshots.clone();
         tokio::task::spawn_blocking(move || snapshots.get_or_create(&key, &layers, SNAPSHOT_SIZE))
             .await
-            .map_err(|e| ContainerizationError::internal("image unpack task failed").with_cause(e))?
+            .map_err(|e| {
+                ContainerizationError::internal("image unpack task failed").with_cause(e)
+            })?
     }
 
     async fn container(

@@ -6,9 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use containerization::{
-    Code, ContainerManager, LinuxContainer, Mount, State, Stdio,
-};
+use containerization::{Code, ContainerManager, LinuxContainer, Mount, State, Stdio};
 
 async fn exec_output(c: &LinuxContainer, id: &str, script: &str) -> (i32, String, String) {
     let (out, out_buf) = Stdio::buffer();
@@ -55,7 +53,10 @@ async fn containers_end_to_end() {
         .await
         .unwrap();
     assert!(
-        std::fs::metadata(root.path().join("containers/long/rootfs.qcow2")).unwrap().len() < 4 << 20,
+        std::fs::metadata(root.path().join("containers/long/rootfs.qcow2"))
+            .unwrap()
+            .len()
+            < 4 << 20,
         "the rootfs is a thin overlay"
     );
     long.create().await.unwrap();
@@ -87,7 +88,10 @@ async fn containers_end_to_end() {
     short.start().await.unwrap();
     let status = short.wait(Some(Duration::from_secs(120))).await.unwrap();
     assert_eq!(status.exit_code, 7);
-    assert_eq!((out_buf.text().as_str(), err_buf.text().as_str()), ("out\n", "err\n"));
+    assert_eq!(
+        (out_buf.text().as_str(), err_buf.text().as_str()),
+        ("out\n", "err\n")
+    );
     short.stop().await.unwrap();
     manager.delete("short").await.unwrap();
     assert!(!root.path().join("containers/short").exists());
@@ -105,7 +109,11 @@ async fn containers_end_to_end() {
     // those of the mounted filesystems, not of the image's directories.
     let strip = |t: &str| -> Vec<String> {
         t.lines()
-            .filter(|l| !["./proc ", "./sys ", "./dev "].iter().any(|p| l.starts_with(p)))
+            .filter(|l| {
+                !["./proc ", "./sys ", "./dev "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
             .map(str::to_string)
             .collect()
     };
@@ -119,7 +127,12 @@ async fn containers_end_to_end() {
 
     // Statistics change under load.
     let before = long.statistics().await.unwrap();
-    let (code, _, _) = exec_output(&long, "load", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done").await;
+    let (code, _, _) = exec_output(
+        &long,
+        "load",
+        "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done",
+    )
+    .await;
     assert_eq!(code, 0);
     let after = long.statistics().await.unwrap();
     assert!(
@@ -138,7 +151,11 @@ async fn containers_end_to_end() {
         "awk 'BEGIN { s = \"xxxxxxxxxxxxxxxx\"; for (i = 0; i < 26; i++) s = s s; print length(s) }'",
     )
     .await;
-    assert_eq!(code, 128 + 9, "hoarding 1 GiB under a 512 MiB limit must be OOM-killed");
+    assert_eq!(
+        code,
+        128 + 9,
+        "hoarding 1 GiB under a 512 MiB limit must be OOM-killed"
+    );
     let stats = long.statistics().await.unwrap();
     assert!(stats.memory_usage_bytes <= 512 << 20);
 
@@ -168,12 +185,18 @@ async fn containers_end_to_end() {
     assert!(n2 - n1 < 20, "ticks advanced while paused: {n1} -> {n2}");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let (_, n3, _) = exec_output(&long, "n3", "wc -l < /tmp/ticks").await;
-    assert!(n3.trim().parse::<u64>().unwrap() > n2, "ticks did not resume");
+    assert!(
+        n3.trim().parse::<u64>().unwrap() > n2,
+        "ticks did not resume"
+    );
 
     // Stop a container that ignores SIGTERM: killed after the timeout.
     let t = Instant::now();
     long.stop().await.unwrap();
-    assert!(t.elapsed() >= Duration::from_secs(2), "stop did not wait for SIGTERM");
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "stop did not wait for SIGTERM"
+    );
     let status = long.wait(None).await.unwrap();
     assert_eq!(status.exit_code, 128 + 9);
     assert_eq!(long.state().await, State::Stopped);
@@ -193,7 +216,15 @@ fn host_tree(root: &std::path::Path) -> String {
         layout = layout.display(),
         dir = dir.display()
     );
-    let out = std::process::Command::new("bash").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }

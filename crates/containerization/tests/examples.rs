@@ -8,8 +8,17 @@ use std::process::Command;
 fn example(name: &str) -> PathBuf {
     // Integration tests live in target/<profile>/deps; examples one level up.
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(p.exists(), "example {name} not built (cargo test builds examples)");
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "example {name} not built (cargo test builds examples)"
+    );
     p
 }
 
@@ -24,8 +33,15 @@ fn seed_examples_run() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("from-12.1") && stdout.contains("exited with code: 0"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("from-12.1") && stdout.contains("exited with code: 0"),
+        "{stdout}"
+    );
 
     let out = Command::new(example("exec_process"))
         .arg(&reference)
@@ -33,6 +49,13 @@ fn seed_examples_run() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("hello from exec-example") && stdout.contains("/root"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("hello from exec-example") && stdout.contains("/root"),
+        "{stdout}"
+    );
 }

@@ -91,7 +91,11 @@ pub fn load_busybox_image(root: &Path) -> String {
     assert!(status.success());
     let store = containerization_oci::ImageStore::open(root).unwrap();
     let images = store.load(&tar).unwrap();
-    assert_eq!(images.len(), 1, "busybox layout should hold one named image");
+    assert_eq!(
+        images.len(),
+        1,
+        "busybox layout should hold one named image"
+    );
     reference.to_string()
 }
 
