@@ -99,3 +99,86 @@ fn create_then_inspect() {
         .failure()
         .code(4);
 }
+
+/// `cctl rootfs create --image REF` unpacks an image from the local store
+/// (the busybox fixture of scripts/build-busybox-image.sh, loaded into a
+/// private state root).
+#[test]
+fn create_from_local_image_store() {
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("busybox-oci");
+    let st = std::process::Command::new("bash")
+        .arg(ws.join("scripts/build-busybox-image.sh"))
+        .arg(&layout)
+        .arg("local/busybox:latest")
+        .status()
+        .expect("bash");
+    assert!(
+        st.success(),
+        "scripts/build-busybox-image.sh failed (needs busybox-static)"
+    );
+    let archive = dir.path().join("busybox.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = dir.path().join("state");
+    let store = containerization_oci::ImageStore::open(&root).unwrap();
+    let images = store.load(&archive).unwrap();
+    let reference = images[0].reference.clone();
+    let out = dir.path().join("busybox.ext4");
+    Command::cargo_bin("cctl")
+        .unwrap()
+        .args(["rootfs", "create", "--size", "256M", "--root"])
+        .arg(&root)
+        .args(["--image", &reference])
+        .arg(&out)
+        .assert()
+        .success();
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&out)
+        .output()
+        .expect("e2fsck (install e2fsprogs)");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let cat = Command::cargo_bin("cctl")
+        .unwrap()
+        .args(["ext4", "cat"])
+        .arg(&out)
+        .arg("/etc/passwd")
+        .assert()
+        .success();
+    assert!(String::from_utf8_lossy(&cat.get_output().stdout).starts_with("root:x:0:0"));
+    let ls = Command::cargo_bin("cctl")
+        .unwrap()
+        .args(["ext4", "ls"])
+        .arg(&out)
+        .arg("/bin")
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&ls.get_output().stdout).into_owned();
+    assert!(
+        text.contains(" busybox\n") && text.contains("sh -> "),
+        "{text}"
+    );
+    // An unknown image is a clear not-found error.
+    Command::cargo_bin("cctl")
+        .unwrap()
+        .args(["rootfs", "create", "--root"])
+        .arg(&root)
+        .args(["--image", "nope:1"])
+        .arg(dir.path().join("x.ext4"))
+        .assert()
+        .failure()
+        .code(3);
+}
