@@ -71,6 +71,21 @@ impl AsyncWrite for VsockConn {
     }
 }
 
+/// Tells the host the agent listens: one connection to the host's
+/// `AGENT_READY_PORT`. Hosts that do not listen there simply reset it.
+async fn announce_ready() {
+    use tokio::io::AsyncWriteExt;
+    let host =
+        tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, vminitd_api::AGENT_READY_PORT);
+    match tokio_vsock::VsockStream::connect(host).await {
+        Ok(mut s) => {
+            let _ = s.write_all(b"ready\n").await;
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        Err(e) => tracing::debug!("vminitd: ready announcement not delivered: {e}"),
+    }
+}
+
 /// Serves the agent until the listener fails.
 pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
     let router = tonic::transport::Server::builder().add_service(agent.into_server());
@@ -86,6 +101,7 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
             )?;
             tracing::info!("vminitd: serving on vsock port {port}");
             eprintln!("vminitd: ready on vsock port {port}");
+            tokio::spawn(announce_ready());
             let incoming = listener.incoming().map(|r| r.map(VsockConn));
             router.serve_with_incoming(incoming).await.map_err(|e| {
                 ContainerizationError::internal("the gRPC server failed").with_cause(e)

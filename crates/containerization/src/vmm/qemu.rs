@@ -94,6 +94,8 @@ pub struct QemuVirtualMachineInstance {
     kill: Option<oneshot::Sender<()>>,
     exited: watch::Receiver<bool>,
     exited_tx: Option<watch::Sender<bool>>,
+    /// Becomes true when the agent announces it listens (hybrid vsock only).
+    agent_ready: Option<watch::Receiver<bool>>,
     _reaper: Option<Reaper>,
 }
 
@@ -145,6 +147,7 @@ impl QemuVirtualMachineInstance {
             kill: None,
             exited,
             exited_tx: Some(exited_tx),
+            agent_ready: None,
             _reaper: Some(reaper),
         })
     }
@@ -160,6 +163,28 @@ impl QemuVirtualMachineInstance {
         self.qmp.as_ref().ok_or_else(|| {
             ContainerizationError::invalid_state(format!("VM {} is not running", self.config.id))
         })
+    }
+
+    /// Listens, before the guest boots, for the agent's announcement on
+    /// `AGENT_READY_PORT`, so that dialers never send `CONNECT` to a guest
+    /// whose vsock driver is not up yet (such early requests can be lost or
+    /// leave the hybrid backend resetting later connections).
+    fn watch_agent_ready(&mut self) -> Result<()> {
+        let listener = self.listen_vsock(vminitd_api::AGENT_READY_PORT)?;
+        let (tx, rx) = watch::channel(false);
+        let mut exited = self.exited.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = listener.accept() => {
+                    if r.is_ok() {
+                        let _ = tx.send(true);
+                    }
+                }
+                _ = exited.wait_for(|e| *e) => {}
+            }
+        });
+        self.agent_ready = Some(rx);
+        Ok(())
     }
 
     async fn start_vsock_backend(&mut self) -> Result<Vec<OsString>> {
@@ -200,6 +225,7 @@ impl QemuVirtualMachineInstance {
         wait_for_socket(&socket, &mut child, "vhost-device-vsock").await?;
         self.helpers.push(child);
         self.transport = Some(VsockTransport::Hybrid(uds));
+        self.watch_agent_ready()?;
         let mut args: Vec<OsString> = vec!["-chardev".into()];
         let mut chardev = OsString::from("socket,id=vsk,path=");
         chardev.push(&socket);
@@ -510,6 +536,7 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
         Ok(VsockDialer {
             transport,
             exited: self.exited.clone(),
+            ready: self.agent_ready.clone(),
             vm_id: self.config.id.clone(),
             bootlog: self.bootlog.clone(),
         })

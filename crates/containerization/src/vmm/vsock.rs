@@ -115,6 +115,8 @@ pub(crate) enum VsockTransport {
 pub struct VsockDialer {
     pub(crate) transport: VsockTransport,
     pub(crate) exited: tokio::sync::watch::Receiver<bool>,
+    /// The agent's readiness announcement, where the transport has one.
+    pub(crate) ready: Option<tokio::sync::watch::Receiver<bool>>,
     pub(crate) vm_id: String,
     pub(crate) bootlog: std::path::PathBuf,
 }
@@ -125,6 +127,17 @@ impl VsockDialer {
     pub async fn dial(&self, port: u32, timeout: Duration) -> Result<VsockConnection> {
         let mut exited = self.exited.clone();
         let attempt = async {
+            let mut timeout = timeout;
+            if let Some(mut ready) = self.ready.clone() {
+                // Wait for the agent's announcement rather than probing with
+                // CONNECTs; an agent without it (an old initfs) still gets a
+                // short round of dials afterwards.
+                let start = Instant::now();
+                let _ = tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await;
+                timeout = timeout
+                    .saturating_sub(start.elapsed())
+                    .max(Duration::from_secs(1));
+            }
             match &self.transport {
                 VsockTransport::Hybrid(uds) => dial_hybrid(uds, port, timeout)
                     .await

@@ -3,7 +3,7 @@
 //! docs/ARCHITECTURE.md. Used by the VM test and the boot benchmark.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ pub struct Vm {
     /// The serial console log.
     pub console: PathBuf,
     uds: PathBuf,
+    /// Where the agent announces that it listens (`<uds>_AGENT_READY_PORT`).
+    ready: UnixListener,
     procs: Vec<Child>,
     _dir: tempfile::TempDir,
 }
@@ -151,6 +153,14 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
         vhost_sock.exists(),
         "vhost-device-vsock did not create its socket"
     );
+    // Bound before the guest boots, so the agent's announcement is not lost.
+    let ready = UnixListener::bind(format!(
+        "{}_{}",
+        uds.display(),
+        vminitd_api::AGENT_READY_PORT
+    ))
+    .unwrap();
+    ready.set_nonblocking(true).unwrap();
     let console = d.join("console.log");
     let append = format!(
         "console=ttyS0 panic=-1 reboot=t quiet loglevel=1 tsc_early_khz={} rdinit=/sbin/vminitd {extra}",
@@ -187,6 +197,7 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
         spawned,
         console,
         uds,
+        ready,
         procs,
         _dir: dir,
     }
@@ -201,6 +212,16 @@ impl Vm {
     /// Connects to the agent, retrying until it answers a Ping.
     pub async fn connect(&self, within: Duration) -> Vminitd {
         let deadline = Instant::now() + within;
+        // Dial only once the agent has announced itself: CONNECTs sent before
+        // the guest's vsock driver is up are what the backend handles worst.
+        while self.ready.accept().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not announce itself within {within:?}; console: {}",
+                std::fs::read_to_string(&self.console).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let mut last_error = String::new();
         loop {
             match dial(&self.uds, vminitd_api::AGENT_PORT) {
