@@ -60,7 +60,7 @@ impl ContainerManager {
         image_store: ImageStore,
         network: Option<Arc<dyn Network>>,
     ) -> Result<Self> {
-        let root = image_store.content().root().to_path_buf();
+        let root = image_store.root().to_path_buf();
         let vmm = Arc::new(QemuVirtualMachineManager::new(kernel, initfs.source));
         Self::assemble(vmm, image_store, root, network)
     }
