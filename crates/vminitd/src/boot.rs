@@ -10,7 +10,7 @@ use nix::mount::MsFlags;
 use crate::sys;
 
 /// Filesystems PID 1 mounts before serving: (type, source, target, flags, data).
-const BOOT_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
+pub const BOOT_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
     (
         "proc",
         "proc",

@@ -11,33 +11,9 @@ use super::Agent;
 use crate::boot;
 use crate::sys;
 
-/// Mounts of `StandardSetup`: (type, source, target, flags, data).
+/// Mounts `StandardSetup` adds to those of boot (`boot::BOOT_MOUNTS`, which
+/// it also ensures first): (type, source, target, flags, data).
 const STANDARD_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
-    (
-        "proc",
-        "proc",
-        "/proc",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        "",
-    ),
-    (
-        "sysfs",
-        "sysfs",
-        "/sys",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        "",
-    ),
-    (
-        "devtmpfs",
-        "devtmpfs",
-        "/dev",
-        MsFlags::MS_NOSUID,
-        "mode=0755",
-    ),
     (
         "devpts",
         "devpts",
@@ -60,22 +36,6 @@ const STANDARD_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
         "mode=1777",
     ),
     (
-        "tmpfs",
-        "tmpfs",
-        "/run",
-        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
-        "mode=0755",
-    ),
-    (
-        "cgroup2",
-        "cgroup2",
-        "/sys/fs/cgroup",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        "nsdelegate",
-    ),
-    (
         "binfmt_misc",
         "binfmt_misc",
         "/proc/sys/fs/binfmt_misc",
@@ -95,7 +55,8 @@ impl Agent {
             tracing::info!("standard setup: not PID 1, leaving mounts and links alone");
             return Ok(());
         }
-        for (fstype, source, target, flags, data) in STANDARD_MOUNTS {
+        for (fstype, source, target, flags, data) in boot::BOOT_MOUNTS.iter().chain(STANDARD_MOUNTS)
+        {
             boot::ensure_mount(fstype, source, target, *flags, data)
                 .map_err(ContainerizationError::internal)?;
         }
