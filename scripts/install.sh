@@ -28,6 +28,12 @@ for bin in cctl container container-apiserver container-runtime-linux; do
     echo "install: warning: $bin was not built, skipped" >&2
   fi
 done
+# The VMM finds vhost-device-vsock on PATH; a daemon started from a shell
+# without ~/.cargo/bin on PATH must still find it.
+if vsock=$(command -v vhost-device-vsock) && [ "$vsock" != "$prefix/bin/vhost-device-vsock" ]; then
+  install -m 0755 "$vsock" "$prefix/bin/vhost-device-vsock"
+  echo "install: $prefix/bin/vhost-device-vsock"
+fi
 # Copy through a temp name so a running VM never sees a half-written kernel.
 for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.cpio.gz"; do
   src=${pair%%:*}; name=${pair##*:}

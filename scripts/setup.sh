@@ -37,7 +37,6 @@ log "guest kernel"
 if [ $deps_only = 1 ]; then log "done (deps only)"; exit 0; fi
 log "initfs"
 ./scripts/build-initfs.sh >/dev/null
-log "release binaries"
-cargo build -q --release --bins
-if [ -x scripts/install.sh ]; then ./scripts/install.sh >/dev/null; fi
+log "release binaries (install.sh)"
+./scripts/install.sh >/dev/null
 log "done"
