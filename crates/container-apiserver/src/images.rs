@@ -180,6 +180,7 @@ impl Images for ImagesService {
                 let img = s.images.get(&reference)?;
                 s.images.delete(&reference)?;
                 let gc = s.images.gc()?;
+                crate::snapshots::sweep_logged(s);
                 tracing::info!(reference = %img.reference, "deleted image");
                 Ok(DeleteReply {
                     reference: img.reference,
@@ -196,6 +197,7 @@ impl Images for ImagesService {
             .blocking(move |s| {
                 let in_use: HashSet<String> = crate::containers::images_in_use(&s.root)?;
                 let report = s.images.prune(all, &in_use)?;
+                crate::snapshots::sweep_logged(s);
                 Ok(PruneReply {
                     deleted: report.deleted,
                     reclaimed: report.reclaimed_bytes,

@@ -32,3 +32,33 @@ pub(crate) fn prepare_logged(shared: &Shared, image: &Image) {
         tracing::warn!(reference = %image.reference, "preparing the image snapshot failed: {e}");
     }
 }
+
+/// Removes the snapshots no remaining image needs (after `image delete` and
+/// `image prune`). A running container keeps its VM's open handle on the
+/// backing file, so removing the name does not pull the disk from under it.
+pub(crate) fn sweep(shared: &Shared) -> Result<usize> {
+    let store = SnapshotStore::open(shared.root.path().join("snapshots"))?;
+    let content = shared.images.content();
+    let mut keep = std::collections::HashSet::new();
+    for image in shared.images.list()? {
+        for (desc, _) in image.local_manifests(content)? {
+            keep.insert(desc.digest().to_string());
+        }
+    }
+    let mut removed = 0;
+    for key in store.list()? {
+        if !keep.contains(&key) && store.remove(&key)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `sweep`, logging instead of failing: the image operation itself succeeded.
+pub(crate) fn sweep_logged(shared: &Shared) {
+    match sweep(shared) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} unused image snapshot(s)"),
+        Err(e) => tracing::warn!("removing unused image snapshots failed: {e}"),
+    }
+}

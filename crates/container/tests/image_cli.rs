@@ -17,14 +17,16 @@ fn pull_list_inspect_tag_push_save_load_delete_prune() {
         .run(&["image", "pull", "--progress", "plain", &image])
         .ok();
     assert!(out.contains(&image), "{out}");
-    let snapshots = std::fs::read_dir(d.root.path().join("snapshots"))
-        .map(|r| {
-            r.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("rootfs.ext4").exists())
-                .count()
-        })
-        .unwrap_or(0);
-    assert_eq!(snapshots, 1, "the pull prepared the ext4 snapshot");
+    let snapshots = || {
+        std::fs::read_dir(d.root.path().join("snapshots"))
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("rootfs.ext4").exists())
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(snapshots(), 1, "the pull prepared the ext4 snapshot");
 
     let q = d.run(&["image", "list", "-q"]).ok();
     assert_eq!(q.trim(), image);
@@ -71,6 +73,11 @@ fn pull_list_inspect_tag_push_save_load_delete_prune() {
     assert!(archive.metadata().unwrap().len() > 100_000);
     d.run(&["image", "delete", "--all"]).ok();
     assert_eq!(d.run(&["image", "list", "-q"]).ok().trim(), "");
+    assert_eq!(
+        snapshots(),
+        0,
+        "deleting the images removed their snapshots"
+    );
     let loaded = d
         .run(&["image", "load", "-i", archive.to_str().unwrap()])
         .ok();
