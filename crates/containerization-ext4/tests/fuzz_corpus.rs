@@ -4,12 +4,39 @@
 
 use std::path::PathBuf;
 
-use containerization_ext4::fuzzing;
+use containerization_ext4::{fuzzing, unpack_layers};
+
+fn corpus_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(name)
+}
+
+/// The ext4 seeds, built from the layer seeds exactly as
+/// `fuzz/make-ext4-corpus.sh` builds them for cargo-fuzz (images are built,
+/// not committed).
+fn ext4_seeds() -> Vec<Vec<u8>> {
+    let layers = corpus_dir("layer_unpack");
+    let dir = tempfile::tempdir().unwrap();
+    let stacks: [(&str, &[&str], u64); 3] = [
+        ("basic", &["basic.tar"], 128 << 10),
+        ("many", &["many.tar"], 256 << 10),
+        ("stacked", &["basic.tar", "many.tar"], 256 << 10),
+    ];
+    stacks
+        .iter()
+        .map(|(name, tars, size)| {
+            let paths: Vec<PathBuf> = tars.iter().map(|t| layers.join(t)).collect();
+            let out = dir.path().join(format!("{name}.ext4"));
+            unpack_layers(&paths, &out, *size)
+                .unwrap_or_else(|e| panic!("building seed {name}: {e}"));
+            std::fs::read(&out).unwrap()
+        })
+        .collect()
+}
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(name);
+    let dir = corpus_dir(name);
     let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("seed corpus {} missing: {e}", dir.display()))
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
@@ -52,7 +79,7 @@ fn mutate(seed: &[u8], rng: &mut Rng, span: usize) -> Vec<u8> {
 
 #[test]
 fn ext4_reader_survives_corpus_and_mutations() {
-    let seeds = corpus("ext4_reader");
+    let seeds = ext4_seeds();
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     for s in &seeds {
         fuzzing::ext4_reader(s);
