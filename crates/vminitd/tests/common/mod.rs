@@ -68,7 +68,10 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    let status = Command::new(root.join("bin/busybox"))
+    // Run the host's busybox, not the fresh copy: a concurrent test's fork
+    // can still hold the copy's write descriptor, and exec then fails with
+    // ETXTBSY. The links are rewritten below either way.
+    let status = Command::new(busybox)
         .arg("--install")
         .arg("-s")
         .arg(root.join("bin"))
