@@ -51,6 +51,9 @@ pub struct ContainerConfiguration {
     pub kernel: Option<String>,
     /// Mount the rootfs read-only.
     pub read_only: bool,
+    /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
+    #[serde(default)]
+    pub security: ProcessSecurity,
 }
 
 /// Lifecycle status as the CLI shows it.
@@ -155,4 +158,26 @@ pub struct CreateOptions {
     pub kernel: Option<String>,
     /// `--read-only`.
     pub read_only: bool,
+    /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
+    #[serde(default)]
+    pub security: ProcessSecurity,
+}
+
+/// Privileges and limits of the init process beyond the defaults
+/// (Docker's capability set, `RLIMIT_NOFILE` 1024).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessSecurity {
+    /// `--ulimit`: (`RLIMIT_NOFILE`, soft, hard); replaces a default of the same kind.
+    #[serde(default)]
+    pub rlimits: Vec<(String, u64, u64)>,
+    /// `--cap-add`: `CAP_*` names, or `ALL`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`: `CAP_*` names, or `ALL`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--init`: a small init is PID 1 of the container, forwards signals to
+    /// the process and reaps zombies.
+    #[serde(default)]
+    pub init: bool,
 }

@@ -107,6 +107,10 @@ pub(crate) fn merge(
         .clone()
         .or_else(|| cfg.user().clone())
         .unwrap_or_default();
+    // Refuse bad users and capability names now rather than at start.
+    containerization::User::parse(&user)?;
+    containerization::ProcessConfiguration::default()
+        .adjust_capabilities(&opts.security.cap_add, &opts.security.cap_drop)?;
     let mut labels: BTreeMap<String, String> = cfg
         .labels()
         .clone()
@@ -139,6 +143,7 @@ pub(crate) fn merge(
         auto_remove: opts.auto_remove,
         kernel: opts.kernel.clone(),
         read_only: opts.read_only,
+        security: opts.security.clone(),
     })
 }
 

@@ -22,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
 use super::rootfs::{self, StepResult};
-use super::{cgroup, security};
+use super::{cgroup, init, security};
 
 /// The argument that selects this helper.
 pub const ARG: &str = "__vmexec";
@@ -181,6 +181,14 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
         .map(|a| cstr(a))
         .collect::<StepResult<Vec<_>>>()?;
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| "path contains NUL")?;
+    let wants_init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(vminitd_api::INIT_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if wants_init && config.join_pid.is_none() {
+        init::become_init(config.terminal, SETUP_FD)?;
+    }
     let e = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
     Err(format!("exec {program}: {e}"))
 }
