@@ -180,4 +180,11 @@ pub struct ProcessSecurity {
     /// the process and reaps zombies.
     #[serde(default)]
     pub init: bool,
+    /// `--security-opt seccomp=...`: `None` the default profile, `Some("unconfined")`
+    /// none, otherwise the profile's JSON text (read by the CLI).
+    #[serde(default)]
+    pub seccomp: Option<String>,
+    /// `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }

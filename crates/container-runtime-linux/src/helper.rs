@@ -299,6 +299,18 @@ impl Security {
         c.process
             .adjust_capabilities(&self.0.cap_add, &self.0.cap_drop)?;
         c.init = self.0.init;
+        c.process.no_new_privileges |= self.0.no_new_privileges;
+        c.seccomp = match self.0.seccomp.as_deref() {
+            None => containerization::seccomp::Seccomp::Default,
+            Some("unconfined") => containerization::seccomp::Seccomp::Unconfined,
+            Some(json) => containerization::seccomp::Seccomp::Profile(
+                serde_json::from_str(json).map_err(|e| {
+                    containerization::ContainerizationError::invalid_argument(format!(
+                        "invalid seccomp profile: {e}"
+                    ))
+                })?,
+            ),
+        };
         Ok(())
     }
 }

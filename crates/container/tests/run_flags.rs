@@ -69,10 +69,78 @@ fn init_ulimit_capabilities_and_named_users() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("nosuchuser"), "{}", r.stderr);
 
+    // The default seccomp profile is on, for exec'd processes too.
+    let r = d.run(&["exec", "flags", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert!(
+        r.stdout.contains('2'),
+        "filter mode: {} {}",
+        r.stdout,
+        r.stderr
+    );
+
     // The init forwards SIGTERM to the shell (which, as PID 1 itself, would
     // ignore it and be SIGKILLed after the timeout: 137).
     d.run(&["stop", "flags"]).ok();
     let v: serde_json::Value = serde_json::from_str(&d.run(&["inspect", "flags"]).ok()).unwrap();
     assert_eq!(v[0]["exit_code"], 143, "{v}");
     d.run(&["rm", "flags"]).ok();
+}
+
+#[test]
+fn seccomp_profiles_from_security_opt() {
+    let reg = Registry::start(None);
+    reg.push_busybox("test/busybox:latest", None);
+    let d = Daemon::started();
+    let image = format!("{}/test/busybox:latest", reg.host());
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"defaultAction":"SCMP_ACT_MAYBE"}"#).unwrap();
+    let r = d.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", bad.display()),
+        &image,
+        "true",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("seccomp"), "{}", r.stderr);
+    let r = d.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "apparmor=x",
+        &image,
+        "true",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    let r = d.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", profile.display()),
+        &image,
+        "sh",
+        "-c",
+        "mkdir /tmp/x; echo rc=$?; touch /tmp/y && echo touched",
+    ]);
+    assert!(
+        r.stderr.contains("Permission denied"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("rc=1") && r.stdout.contains("touched"),
+        "{}",
+        r.stdout
+    );
 }

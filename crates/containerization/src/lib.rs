@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod manager;
 pub mod mount;
 pub mod rootfs;
+pub mod seccomp;
 pub mod statistics;
 pub mod terminal;
 pub mod vmm;

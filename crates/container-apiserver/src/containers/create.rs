@@ -111,6 +111,17 @@ pub(crate) fn merge(
     containerization::User::parse(&user)?;
     containerization::ProcessConfiguration::default()
         .adjust_capabilities(&opts.security.cap_add, &opts.security.cap_drop)?;
+    if let Some(json) = opts
+        .security
+        .seccomp
+        .as_deref()
+        .filter(|j| *j != "unconfined")
+    {
+        serde_json::from_str::<containerization_oci::oci_spec::runtime::LinuxSeccomp>(json)
+            .map_err(|e| {
+                ContainerizationError::invalid_argument(format!("invalid seccomp profile: {e}"))
+            })?;
+    }
     let mut labels: BTreeMap<String, String> = cfg
         .labels()
         .clone()

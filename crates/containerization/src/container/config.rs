@@ -234,6 +234,8 @@ pub struct Configuration {
     pub bootlog: Option<PathBuf>,
     /// How long `stop` waits after SIGTERM before SIGKILL.
     pub stop_timeout: std::time::Duration,
+    /// Seccomp profile of the container's processes (exec'd ones too).
+    pub seccomp: crate::seccomp::Seccomp,
     /// Run a small init as PID 1 of the container that forwards signals to
     /// the process and reaps orphaned zombies (Docker's `--init`).
     pub init: bool,
@@ -258,6 +260,7 @@ impl Default for Configuration {
             bootlog: None,
             stop_timeout: std::time::Duration::from_secs(5),
             init: false,
+            seccomp: crate::seccomp::Seccomp::Default,
         }
     }
 }

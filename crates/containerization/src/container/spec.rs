@@ -105,6 +105,7 @@ pub(crate) fn container_spec(
             "readonlyPaths": [
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
             ],
+            "seccomp": config.seccomp.resolve(&process.capabilities),
         },
     })
 }

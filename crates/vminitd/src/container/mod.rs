@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod config;
 pub mod init;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod stdio;
 pub mod vmexec;

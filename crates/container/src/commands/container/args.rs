@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// Drop a capability.
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
+    /// Security options: `seccomp=PROFILE.json`, `seccomp=unconfined`, `no-new-privileges`.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// Size of /dev/shm.
     #[arg(long = "shm-size")]
     pub shm_size: Option<String>,
@@ -255,7 +258,13 @@ impl RunArgs {
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             init: self.init,
+            seccomp: None,
+            no_new_privileges: false,
         };
+        let security = self
+            .security_opt
+            .iter()
+            .try_fold(security, |s, o| apply_security_opt(s, o))?;
         if self.shm_size.is_some() || self.read_only {
             return Err(unsupported(
                 "--shm-size/--read-only",
@@ -293,6 +302,37 @@ impl RunArgs {
             security,
         })
     }
+}
+
+/// One `--security-opt` as Docker spells it.
+fn apply_security_opt(
+    mut s: container_api::config::ProcessSecurity,
+    opt: &str,
+) -> Result<container_api::config::ProcessSecurity> {
+    match opt.split_once(['=', ':']) {
+        Some(("seccomp", "unconfined")) => s.seccomp = Some("unconfined".into()),
+        Some(("seccomp", path)) => {
+            let text = std::fs::read_to_string(path).context(
+                Code::InvalidArgument,
+                format!("reading seccomp profile {path}"),
+            )?;
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                ContainerizationError::invalid_argument(format!(
+                    "seccomp profile {path} is not valid JSON: {e}"
+                ))
+            })?;
+            s.seccomp = Some(text);
+        }
+        _ if opt == "no-new-privileges" || opt == "no-new-privileges=true" => {
+            s.no_new_privileges = true
+        }
+        _ => {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "unsupported --security-opt '{opt}': use seccomp=PROFILE.json, seccomp=unconfined or no-new-privileges"
+            )));
+        }
+    }
+    Ok(s)
 }
 
 /// Docker's `--ulimit` names and the rlimit each stands for.
