@@ -1,0 +1,123 @@
+//! End to end through Debian's containerd and `ctr`: one private containerd
+//! is shared by every step; three VMs boot in all.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Containerd, RUNTIME, eventually, mounts_under, processes_matching};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Nothing of task `id` is left: no QEMU, no shim, no mount.
+fn assert_gone(d: &Containerd, id: &str) {
+    eventually(&format!("the VM of {id} to exit"), || {
+        // The VM's runtime directory starts with the id's first 12 characters.
+        let prefix: String = id.chars().take(12).collect();
+        processes_matching(&["qemu-system", &format!("/{prefix}")]).is_empty()
+    });
+    eventually(&format!("the shim of {id} to exit"), || {
+        processes_matching(&["containerd-shim-container-v2", &d.namespace, id]).is_empty()
+    });
+    let root = d.dir.path().to_string_lossy().into_owned();
+    let left: Vec<_> = mounts_under(&root)
+        .into_iter()
+        .filter(|m| m.contains(id))
+        .collect();
+    assert!(left.is_empty(), "mounts left behind for {id}: {left:?}");
+}
+
+#[test]
+fn ctr_runs_tasks_in_vms() {
+    let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-container-v2"));
+    let d = Containerd::start(shim);
+    let image = d.import_busybox();
+    // Short ids, distinct in their first 12 characters (see assert_gone).
+    let id = |n: &str| format!("{n}{}", std::process::id());
+
+    // 1. `ctr run --rm ... echo hi` prints hi and exits 0.
+    let t1 = id("echo");
+    let out = d.ctr(&["run", "--rm", "--runtime", RUNTIME, &image, &t1, "echo", "hi"]);
+    assert!(
+        out.status.success(),
+        "ctr run echo failed ({}): {}\ncontainerd log:\n{}",
+        out.status,
+        text(&out.stderr),
+        d.log()
+    );
+    assert_eq!(text(&out.stdout), "hi\n");
+    assert_gone(&d, &t1);
+
+    // 2. The task's exit code is ctr's exit code.
+    let t2 = id("exit3");
+    let out = d.ctr(&[
+        "run", "--rm", "--runtime", RUNTIME, &image, &t2, "sh", "-c", "echo out; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert_gone(&d, &t2);
+
+    // 3. A detached task outlives ctr.
+    let t3 = id("detached");
+    d.ctr_ok(&["run", "-d", "--runtime", RUNTIME, &image, &t3, "sleep", "1000"]);
+    let tasks = d.ctr_ok(&["task", "ls"]);
+    let line = tasks
+        .lines()
+        .find(|l| l.starts_with(&t3))
+        .unwrap_or_else(|| panic!("{t3} not in `ctr task ls`: {tasks}"));
+    assert!(line.contains("RUNNING"), "{line}");
+
+    // 4. exec: output and exit code.
+    let out = d.ctr(&[
+        "task", "exec", "--exec-id", "e1", &t3, "sh", "-c", "echo from-exec; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-exec\n");
+
+    // 5. ps lists the init and a running exec; kill ends the exec.
+    let mut long = d.ctr_command(&["task", "exec", "--exec-id", "e2", &t3, "sleep", "1000"]);
+    let mut long = long
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr task exec e2");
+    eventually("`ctr task ps` to list the exec", || {
+        let ps = d.ctr_ok(&["task", "ps", &t3]);
+        ps.lines().skip(1).filter(|l| !l.trim().is_empty()).count() == 2
+    });
+    d.ctr_ok(&["task", "kill", "--exec-id", "e2", "--signal", "SIGKILL", &t3]);
+    let status = long.wait().expect("wait for ctr exec");
+    assert_eq!(status.code(), Some(137), "exec killed by SIGKILL");
+    let ps = d.ctr_ok(&["task", "ps", &t3]);
+    assert_eq!(ps.lines().skip(1).filter(|l| !l.trim().is_empty()).count(), 1, "{ps}");
+
+    // 6. kill the task; it stops; delete leaves no VM, shim or mount.
+    d.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &t3]);
+    eventually("the task to stop", || {
+        let ls = d.ctr_ok(&["task", "ls"]);
+        ls.lines().any(|l| l.starts_with(&t3) && l.contains("STOPPED"))
+    });
+    d.ctr_ok(&["task", "delete", &t3]);
+    d.ctr_ok(&["container", "delete", &t3]);
+    assert_gone(&d, &t3);
+    assert!(
+        d.shim_pids().is_empty(),
+        "shims left: {:?}",
+        d.shim_pids()
+    );
+    let images = d.dir.path().join("state");
+    let leftover = Command::new("find")
+        .arg(&images)
+        .args(["-name", "rootfs.ext4"])
+        .output()
+        .expect("find");
+    assert!(
+        text(&leftover.stdout).trim().is_empty(),
+        "rootfs images left: {}",
+        text(&leftover.stdout)
+    );
+}
