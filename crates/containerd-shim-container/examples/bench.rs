@@ -68,14 +68,25 @@ fn main() {
     let image = d.import_busybox();
     let (mut ours, mut runc) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        runc.push(time_run(&d, "io.containerd.runc.v2", &image, &format!("runc{i}")));
+        runc.push(time_run(
+            &d,
+            "io.containerd.runc.v2",
+            &image,
+            &format!("runc{i}"),
+        ));
         ours.push(time_run(&d, RUNTIME, &image, &format!("vm{i}")));
     }
     let (o, r) = (median(ours.clone()), median(runc.clone()));
     println!("ctr run --rm IMAGE true, {runs} runs each, median:");
-    println!("  io.containerd.runc.v2       {:>8.3} s  {runc:?}", r.as_secs_f64());
+    println!(
+        "  io.containerd.runc.v2       {:>8.3} s  {runc:?}",
+        r.as_secs_f64()
+    );
     println!("  {RUNTIME}  {:>8.3} s  {ours:?}", o.as_secs_f64());
-    println!("  ratio (vm / runc)           {:>8.1}", o.as_secs_f64() / r.as_secs_f64());
+    println!(
+        "  ratio (vm / runc)           {:>8.1}",
+        o.as_secs_f64() / r.as_secs_f64()
+    );
     let copies: Vec<String> = d
         .log()
         .lines()

@@ -35,9 +35,9 @@ pub fn to_metrics(s: &ContainerStatistics) -> Metrics {
 
 /// The statistics packed into an `Any`.
 pub fn to_any(s: &ContainerStatistics) -> Result<Any> {
-    let value = to_metrics(s).write_to_bytes().map_err(|e| {
-        ContainerizationError::internal("cannot encode task metrics").with_cause(e)
-    })?;
+    let value = to_metrics(s)
+        .write_to_bytes()
+        .map_err(|e| ContainerizationError::internal("cannot encode task metrics").with_cause(e))?;
     Ok(Any {
         type_url: METRICS_TYPE_URL.into(),
         value,

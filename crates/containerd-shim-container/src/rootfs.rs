@@ -215,13 +215,7 @@ fn copy_dir(
                 DeviceKind::Block
             };
             let rdev = m.rdev();
-            f.create_device(
-                &dst,
-                kind,
-                libc::major(rdev),
-                libc::minor(rdev),
-                meta,
-            )?;
+            f.create_device(&dst, kind, libc::major(rdev), libc::minor(rdev), meta)?;
         } else if ft.is_fifo() {
             f.create_fifo(&dst, meta)?;
         } else if ft.is_socket() {
@@ -262,11 +256,8 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let (flags, data) = parse_options(&[
-            "index=off".into(),
-            "ro".into(),
-            "lowerdir=/a:/b".into(),
-        ]);
+        let (flags, data) =
+            parse_options(&["index=off".into(), "ro".into(), "lowerdir=/a:/b".into()]);
         assert!(flags.contains(MsFlags::MS_RDONLY));
         assert_eq!(data, "index=off,lowerdir=/a:/b");
         let (flags, data) = parse_options(&["rbind".into()]);
@@ -282,8 +273,11 @@ mod tests {
         fs::write(root.join("bin/busybox"), b"#!binary").unwrap();
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
         fs::hard_link(root.join("bin/busybox"), root.join("bin/ls")).unwrap();
-        nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .unwrap();
+        nix::unistd::mkfifo(
+            &root.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
         let out = dir.path().join("rootfs.ext4");
         let stats = directory_to_ext4(&root, &out).unwrap();
         assert_eq!(stats.entries, 5);

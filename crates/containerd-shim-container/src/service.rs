@@ -10,10 +10,12 @@ use containerd_shim::asynchronous::{ExitSignal, Shim, spawn};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_str_to_file;
 use containerd_shim::{Config, Error, Flags, StartOpts, TtrpcContext, TtrpcResult};
+use containerd_shim_protos::events::task as ev;
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc;
-use containerd_shim_protos::events::task as ev;
 use containerd_shim_protos::{api, topics};
 use containerization_error::{Code, ContainerizationError};
 use tokio::sync::Mutex;
@@ -264,13 +266,20 @@ impl Task for TaskService {
                     ..Default::default()
                 };
                 if !exec_id.is_empty() {
-                    // ctr prints the info; an exec id is what a reader wants.
-                    info.info = Some(Any {
-                        type_url: "exec_id".into(),
-                        value: exec_id.into_bytes(),
+                    // The same details the runc shim gives, so ctr and the
+                    // CRI can decode them (ctr prints the exec id).
+                    let details = ProcessDetails {
+                        exec_id,
                         ..Default::default()
-                    })
-                    .into();
+                    };
+                    if let Ok(value) = details.write_to_bytes() {
+                        info.info = Some(Any {
+                            type_url: "containerd.runc.v1.ProcessDetails".into(),
+                            value,
+                            ..Default::default()
+                        })
+                        .into();
+                    }
                 }
                 info
             })
@@ -359,7 +368,11 @@ impl Task for TaskService {
         })
     }
 
-    async fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> R<api::ConnectResponse> {
+    async fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> R<api::ConnectResponse> {
         let task_pid = match self.tasks.lock().await.get(&req.id) {
             Some(t) => t.init.pid(),
             None => 0,

@@ -40,7 +40,16 @@ fn ctr_runs_tasks_in_vms() {
 
     // 1. `ctr run --rm ... echo hi` prints hi and exits 0.
     let t1 = id("echo");
-    let out = d.ctr(&["run", "--rm", "--runtime", RUNTIME, &image, &t1, "echo", "hi"]);
+    let out = d.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        &image,
+        &t1,
+        "echo",
+        "hi",
+    ]);
     assert!(
         out.status.success(),
         "ctr run echo failed ({}): {}\ncontainerd log:\n{}",
@@ -54,7 +63,15 @@ fn ctr_runs_tasks_in_vms() {
     // 2. The task's exit code is ctr's exit code.
     let t2 = id("exit3");
     let out = d.ctr(&[
-        "run", "--rm", "--runtime", RUNTIME, &image, &t2, "sh", "-c", "echo out; exit 3",
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        &image,
+        &t2,
+        "sh",
+        "-c",
+        "echo out; exit 3",
     ]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "out\n");
@@ -62,7 +79,16 @@ fn ctr_runs_tasks_in_vms() {
 
     // 3. A detached task outlives ctr.
     let t3 = id("detached");
-    d.ctr_ok(&["run", "-d", "--runtime", RUNTIME, &image, &t3, "sleep", "1000"]);
+    d.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        &image,
+        &t3,
+        "sleep",
+        "1000",
+    ]);
     let tasks = d.ctr_ok(&["task", "ls"]);
     let line = tasks
         .lines()
@@ -72,7 +98,14 @@ fn ctr_runs_tasks_in_vms() {
 
     // 4. exec: output and exit code.
     let out = d.ctr(&[
-        "task", "exec", "--exec-id", "e1", &t3, "sh", "-c", "echo from-exec; exit 4",
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &t3,
+        "sh",
+        "-c",
+        "echo from-exec; exit 4",
     ]);
     assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "from-exec\n");
@@ -89,26 +122,35 @@ fn ctr_runs_tasks_in_vms() {
         let ps = d.ctr_ok(&["task", "ps", &t3]);
         ps.lines().skip(1).filter(|l| !l.trim().is_empty()).count() == 2
     });
-    d.ctr_ok(&["task", "kill", "--exec-id", "e2", "--signal", "SIGKILL", &t3]);
+    d.ctr_ok(&[
+        "task",
+        "kill",
+        "--exec-id",
+        "e2",
+        "--signal",
+        "SIGKILL",
+        &t3,
+    ]);
     let status = long.wait().expect("wait for ctr exec");
     assert_eq!(status.code(), Some(137), "exec killed by SIGKILL");
     let ps = d.ctr_ok(&["task", "ps", &t3]);
-    assert_eq!(ps.lines().skip(1).filter(|l| !l.trim().is_empty()).count(), 1, "{ps}");
+    assert_eq!(
+        ps.lines().skip(1).filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{ps}"
+    );
 
     // 6. kill the task; it stops; delete leaves no VM, shim or mount.
     d.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &t3]);
     eventually("the task to stop", || {
         let ls = d.ctr_ok(&["task", "ls"]);
-        ls.lines().any(|l| l.starts_with(&t3) && l.contains("STOPPED"))
+        ls.lines()
+            .any(|l| l.starts_with(&t3) && l.contains("STOPPED"))
     });
     d.ctr_ok(&["task", "delete", &t3]);
     d.ctr_ok(&["container", "delete", &t3]);
     assert_gone(&d, &t3);
-    assert!(
-        d.shim_pids().is_empty(),
-        "shims left: {:?}",
-        d.shim_pids()
-    );
+    assert!(d.shim_pids().is_empty(), "shims left: {:?}", d.shim_pids());
     let images = d.dir.path().join("state");
     let leftover = Command::new("find")
         .arg(&images)

@@ -18,11 +18,26 @@ pub fn workspace() -> PathBuf {
 /// Fails, naming the script or package that provides a missing prerequisite.
 pub fn check_prerequisites() {
     for (tool, hint) in [
-        ("containerd", "apt-get install containerd (scripts/setup.sh --deps-only)"),
-        ("ctr", "apt-get install containerd (scripts/setup.sh --deps-only)"),
-        ("runc", "apt-get install runc (comes with containerd; scripts/setup.sh)"),
-        ("qemu-system-x86_64", "apt-get install qemu-system-x86 (scripts/setup.sh)"),
-        ("vhost-device-vsock", "cargo install vhost-device-vsock (scripts/setup.sh)"),
+        (
+            "containerd",
+            "apt-get install containerd (scripts/setup.sh --deps-only)",
+        ),
+        (
+            "ctr",
+            "apt-get install containerd (scripts/setup.sh --deps-only)",
+        ),
+        (
+            "runc",
+            "apt-get install runc (comes with containerd; scripts/setup.sh)",
+        ),
+        (
+            "qemu-system-x86_64",
+            "apt-get install qemu-system-x86 (scripts/setup.sh)",
+        ),
+        (
+            "vhost-device-vsock",
+            "cargo install vhost-device-vsock (scripts/setup.sh)",
+        ),
     ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
