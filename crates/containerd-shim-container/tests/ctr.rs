@@ -35,6 +35,14 @@ fn ctr_runs_tasks_in_vms() {
     let shim = Path::new(env!("CARGO_BIN_EXE_containerd-shim-container-v2"));
     let d = Containerd::start(shim);
     let image = d.import_busybox();
+    let events_log = d.dir.path().join("events.log");
+    let mut events = d
+        .ctr_command(&["events"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&events_log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
     // Short ids, distinct in their first 12 characters (see assert_gone).
     let id = |n: &str| format!("{n}{}", std::process::id());
 
@@ -96,6 +104,23 @@ fn ctr_runs_tasks_in_vms() {
         .unwrap_or_else(|| panic!("{t3} not in `ctr task ls`: {tasks}"));
     assert!(line.contains("RUNNING"), "{line}");
 
+    // Pause and resume stop and continue the whole VM; metrics come from
+    // the guest's cgroup.
+    let status_of = |id: &str| -> String {
+        let ls = d.ctr_ok(&["task", "ls"]);
+        ls.lines()
+            .find(|l| l.starts_with(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    };
+    d.ctr_ok(&["task", "pause", &t3]);
+    assert_eq!(status_of(&t3), "PAUSED");
+    d.ctr_ok(&["task", "resume", &t3]);
+    assert_eq!(status_of(&t3), "RUNNING");
+    let metrics = d.ctr_ok(&["task", "metrics", &t3]);
+    assert!(metrics.contains("pids.current"), "{metrics}");
+
     // 4. exec: output and exit code.
     let out = d.ctr(&[
         "task",
@@ -151,6 +176,23 @@ fn ctr_runs_tasks_in_vms() {
     d.ctr_ok(&["container", "delete", &t3]);
     assert_gone(&d, &t3);
     assert!(d.shim_pids().is_empty(), "shims left: {:?}", d.shim_pids());
+    // The shim's events reached containerd.
+    // SAFETY: kill(2) of the `ctr events` child we spawned.
+    unsafe { libc::kill(events.id() as i32, libc::SIGTERM) };
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_log).unwrap_or_default();
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        assert!(seen.contains(topic), "no {topic} event in:\n{seen}");
+    }
     let images = d.dir.path().join("state");
     let leftover = Command::new("find")
         .arg(&images)
