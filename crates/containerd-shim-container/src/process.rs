@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use containerization::LinuxProcess;
 use tokio::sync::watch;
 
-use crate::stdio::StdioPaths;
+use crate::stdio::{StdinCloser, StdioPaths};
 
 /// Lifecycle of a process as containerd sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +38,25 @@ pub struct ProcessState {
     pub stdio: StdioPaths,
     /// The guest process, for execs (the init is driven through the container).
     pub process: Option<Arc<LinuxProcess>>,
+    /// Ends stdin on `CloseIO` (`None`: the process has no stdin).
+    pub stdin_closer: Option<StdinCloser>,
     pid: AtomicU32,
     status: watch::Sender<Status>,
 }
 
 impl ProcessState {
     /// A created process.
-    pub fn new(exec_id: &str, stdio: StdioPaths, process: Option<Arc<LinuxProcess>>) -> Self {
+    pub fn new(
+        exec_id: &str,
+        stdio: StdioPaths,
+        process: Option<Arc<LinuxProcess>>,
+        stdin_closer: Option<StdinCloser>,
+    ) -> Self {
         ProcessState {
             exec_id: exec_id.to_string(),
             stdio,
             process,
+            stdin_closer,
             pid: AtomicU32::new(0),
             status: watch::Sender::new(Status::Created),
         }
@@ -106,7 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn wait_sees_the_exit_and_exit_is_final() {
-        let p = Arc::new(ProcessState::new("", StdioPaths::default(), None));
+        let p = Arc::new(ProcessState::new("", StdioPaths::default(), None, None));
         let waiter = {
             let p = p.clone();
             tokio::spawn(async move { p.wait().await.0 })

@@ -342,8 +342,9 @@ impl Task for TaskService {
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> R<api::Empty> {
         let task = self.task(&req.id).await?;
+        log::debug!("close_io {} {:?} stdin={}", req.id, req.exec_id, req.stdin);
         if req.stdin {
-            task.close_stdin(&req.exec_id).await.map_err(rpc_error)?;
+            task.close_stdin(&req.exec_id).map_err(rpc_error)?;
         }
         Ok(api::Empty::default())
     }

@@ -18,7 +18,7 @@ use crate::events::{Events, timestamp};
 use crate::process::{ProcessState, Status};
 use crate::rootfs::{self, RootfsMount};
 use crate::spec::{Process, Spec};
-use crate::stdio::StdioPaths;
+use crate::stdio::{OpenStdio, StdioPaths};
 
 /// Name of the ext4 image written into the bundle.
 pub const ROOTFS_IMAGE: &str = "rootfs.ext4";
@@ -106,8 +106,10 @@ impl VmTask {
             ContainerizationError::invalid_argument("the runtime spec has no process")
         })?;
         let vmm = Arc::new(QemuVirtualMachineManager::with_defaults()?);
+        let stdio = p.stdio.open()?;
+        let closer = stdio.closer.clone();
         let image = prepare_rootfs(&p.bundle, p.rootfs.clone()).await?;
-        let result = Self::boot(&p, &spec, process, &image, vmm).await;
+        let result = Self::boot(&p, &spec, process, stdio, &image, vmm).await;
         let container = match result {
             Ok(c) => c,
             Err(e) => {
@@ -115,7 +117,7 @@ impl VmTask {
                 return Err(e);
             }
         };
-        let init = Arc::new(ProcessState::new("", p.stdio.clone(), None));
+        let init = Arc::new(ProcessState::new("", p.stdio.clone(), None, closer));
         init.set_pid(container.vm_pids().await.first().copied().unwrap_or(0));
         Ok(VmTask {
             id: p.id,
@@ -131,10 +133,16 @@ impl VmTask {
         p: &CreateParams,
         spec: &Spec,
         process: Process,
+        stdio: OpenStdio,
         image: &Path,
         vmm: Arc<QemuVirtualMachineManager>,
     ) -> Result<LinuxContainer> {
-        let (stdin, stdout, stderr) = p.stdio.open()?;
+        let OpenStdio {
+            stdin,
+            stdout,
+            stderr,
+            ..
+        } = stdio;
         let (cpus, memory) = (spec.cpus(), spec.memory_in_bytes());
         let hostname = spec.hostname.clone().unwrap_or_default();
         let bootlog = p.bundle.join("console.log");
@@ -266,12 +274,12 @@ impl VmTask {
         let mut config = ProcessConfiguration::default();
         spec.apply(&mut config)?;
         config.terminal = stdio.terminal || config.terminal;
-        let (stdin, stdout, stderr) = stdio.open()?;
-        config.stdin = stdin;
-        config.stdout = stdout;
-        config.stderr = stderr;
+        let open = stdio.open()?;
+        config.stdin = open.stdin;
+        config.stdout = open.stdout;
+        config.stderr = open.stderr;
         let process = self.container.exec_with(exec_id, config).await?;
-        let state = ProcessState::new(exec_id, stdio, Some(Arc::new(process)));
+        let state = ProcessState::new(exec_id, stdio, Some(Arc::new(process)), open.closer);
         self.execs
             .lock()
             .map_err(|_| ContainerizationError::internal("exec table poisoned"))?
@@ -394,12 +402,13 @@ impl VmTask {
         }
     }
 
-    /// Closes a process's stdin.
-    pub async fn close_stdin(&self, exec_id: &str) -> Result<()> {
-        match &self.process(exec_id)?.process {
-            None => self.container.close_stdin().await,
-            Some(p) => p.close_stdin().await,
+    /// Closes a process's stdin once what containerd's client wrote before
+    /// has reached the process (the pump drains the FIFO, then closes).
+    pub fn close_stdin(&self, exec_id: &str) -> Result<()> {
+        if let Some(closer) = &self.process(exec_id)?.stdin_closer {
+            closer.close();
         }
+        Ok(())
     }
 
     /// The live processes: the init (reported with the VM's host pid, as

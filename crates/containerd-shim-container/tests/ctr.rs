@@ -135,6 +135,16 @@ fn ctr_runs_tasks_in_vms() {
     assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "from-exec\n");
 
+    // stdin reaches the process, and containerd's CloseIO ends it only
+    // after the last byte.
+    let out = common::run_with_input(
+        &mut d.ctr_command(&["task", "exec", "--exec-id", "e3", &t3, "cat"]),
+        Some(b"through stdin\n"),
+        std::time::Duration::from_secs(300),
+    );
+    assert!(out.status.success(), "cat: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "through stdin\n");
+
     // 5. ps lists the init and a running exec; kill ends the exec.
     let mut long = d.ctr_command(&["task", "exec", "--exec-id", "e2", &t3, "sleep", "1000"]);
     let mut long = long

@@ -58,12 +58,26 @@ pub fn check_prerequisites() {
 /// Runs `cmd`, killing it after `limit` (a hung daemon must not hang CI;
 /// this is a guard, not an assertion on time).
 pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
+    run_with_input(cmd, None, limit)
+}
+
+/// [`run_with_limit`] with `input` written to the command's stdin (then closed).
+pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, limit: Duration) -> Output {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = cmd
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let (Some(data), Some(mut w)) = (input, child.stdin.take()) {
+        use std::io::Write;
+        w.write_all(data).expect("write the command's stdin");
+    }
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
