@@ -158,7 +158,13 @@ impl VmTask {
             c.bootlog = Some(bootlog);
             Ok(())
         })?;
+        let started = Instant::now();
         container.create().await?;
+        log::info!(
+            "VM of {} booted and init created in {:.3}s",
+            p.id,
+            started.elapsed().as_secs_f64()
+        );
         Ok(container)
     }
 
@@ -242,25 +248,29 @@ impl VmTask {
                 }
             };
             state.set_status(Status::Stopped { code, at });
-            let id = if state.exec_id.is_empty() {
-                task.id.clone()
-            } else {
-                state.exec_id.clone()
-            };
-            task.events
-                .publish(
-                    topics::TASK_EXIT_EVENT_TOPIC,
-                    Box::new(ev::TaskExit {
-                        container_id: task.id.clone(),
-                        id,
-                        pid: state.pid(),
-                        exit_status: code,
-                        exited_at: Some(timestamp(at)).into(),
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            task.publish_exit(&state, code, at).await;
         });
+    }
+
+    async fn publish_exit(&self, state: &ProcessState, code: u32, at: SystemTime) {
+        let id = if state.exec_id.is_empty() {
+            self.id.clone()
+        } else {
+            state.exec_id.clone()
+        };
+        self.events
+            .publish(
+                topics::TASK_EXIT_EVENT_TOPIC,
+                Box::new(ev::TaskExit {
+                    container_id: self.id.clone(),
+                    id,
+                    pid: state.pid(),
+                    exit_status: code,
+                    exited_at: Some(timestamp(at)).into(),
+                    ..Default::default()
+                }),
+            )
+            .await;
     }
 
     /// Creates an exec process (not started).
@@ -310,6 +320,15 @@ impl VmTask {
             ContainerizationError::invalid_argument(format!("signal {signal} is out of range"))
         })?;
         match &state.process {
+            // Never started (e.g. `ctr task delete --force` of a created
+            // task): nothing runs yet, so the signal ends it, as runc's
+            // waiting init would die of it.
+            None if state.status() == Status::Created => {
+                let (code, at) = (128 + signal as u32, SystemTime::now());
+                state.set_status(Status::Stopped { code, at });
+                self.publish_exit(&state, code, at).await;
+                Ok(())
+            }
             None => self.container.kill(signal).await,
             Some(p) => p.kill(signal).await,
         }
@@ -339,9 +358,15 @@ impl VmTask {
             return Ok((state.pid(), code, at));
         }
         state.set_status(Status::Stopped { code, at });
+        let started = Instant::now();
         if let Err(e) = self.container.stop().await {
             log::warn!("stopping the VM of {}: {}", self.id, e.report());
         }
+        log::info!(
+            "VM of {} stopped in {:.3}s",
+            self.id,
+            started.elapsed().as_secs_f64()
+        );
         cleanup_bundle(&self.bundle);
         self.events
             .publish(
