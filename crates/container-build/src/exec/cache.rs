@@ -43,10 +43,8 @@ impl BuildCache {
     /// The cache of `state_root` (created when missing).
     pub fn open(state_root: &Path) -> Result<BuildCache> {
         let dir = state_root.join("build-cache");
-        fs::create_dir_all(&dir).context(
-            Code::InternalError,
-            format!("creating {}", dir.display()),
-        )?;
+        fs::create_dir_all(&dir)
+            .context(Code::InternalError, format!("creating {}", dir.display()))?;
         Ok(BuildCache { dir })
     }
 
@@ -71,7 +69,8 @@ impl BuildCache {
 
     /// Records `entry` for `key` (temp file, fsync, rename).
     pub fn put(&self, key: &str, entry: &CacheEntry) -> Result<()> {
-        let data = serde_json::to_vec(entry).context(Code::InternalError, "encoding a cache entry")?;
+        let data =
+            serde_json::to_vec(entry).context(Code::InternalError, "encoding a cache entry")?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
             .context(Code::InternalError, "creating a cache entry")?;
         tmp.write_all(&data)

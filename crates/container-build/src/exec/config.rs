@@ -58,7 +58,9 @@ impl ImageConfig {
         if !self.value["config"].is_object() {
             self.value["config"] = json!({});
         }
-        self.value["config"].as_object_mut().expect("config is an object")
+        self.value["config"]
+            .as_object_mut()
+            .expect("config is an object")
     }
 
     fn cfg_get(&self, key: &str) -> Option<&Value> {
@@ -113,7 +115,12 @@ impl ImageConfig {
     pub fn shell(&self) -> Vec<String> {
         self.cfg_get("Shell")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .filter(|v: &Vec<String>| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
     }
@@ -122,7 +129,12 @@ impl ImageConfig {
     pub fn onbuild(&self) -> Vec<String> {
         self.cfg_get("OnBuild")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -146,9 +158,7 @@ impl ImageConfig {
     /// Adds `label`s.
     pub fn add_labels(&mut self, labels: &[(String, String)]) {
         let cfg = self.cfg();
-        let map = cfg
-            .entry("Labels")
-            .or_insert_with(|| json!({}));
+        let map = cfg.entry("Labels").or_insert_with(|| json!({}));
         if !map.is_object() {
             *map = json!({});
         }
@@ -320,11 +330,18 @@ mod tests {
     #[test]
     fn entrypoint_resets_inherited_cmd() {
         let mut c = ImageConfig::from_base(json!({"config": {"Cmd": ["sh"]}}));
-        c.apply(&InstructionKind::Entrypoint(Command::Exec(vec!["/app".into()])));
+        c.apply(&InstructionKind::Entrypoint(Command::Exec(vec![
+            "/app".into(),
+        ])));
         assert_eq!(c.value()["config"]["Cmd"], Value::Null);
         c.apply(&InstructionKind::Cmd(Command::Shell("run it".into())));
-        c.apply(&InstructionKind::Entrypoint(Command::Exec(vec!["/b".into()])));
-        assert_eq!(c.value()["config"]["Cmd"], json!(["/bin/sh", "-c", "run it"]));
+        c.apply(&InstructionKind::Entrypoint(Command::Exec(vec![
+            "/b".into(),
+        ])));
+        assert_eq!(
+            c.value()["config"]["Cmd"],
+            json!(["/bin/sh", "-c", "run it"])
+        );
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl Ctx<'_> {
             None => (uid, gid),
         };
         let mut h = header(tar::EntryType::Directory, mode, uid, gid, mtime);
-        self.out.append(&mut h, &format!("{path}/"), std::io::empty())?;
+        self.out
+            .append(&mut h, &format!("{path}/"), std::io::empty())?;
         self.dirs.insert(path.to_string());
         Ok(())
     }
@@ -135,11 +136,9 @@ impl Ctx<'_> {
     /// ADD of a local archive: its members land under directory `dest`.
     fn extract(&mut self, tree: &dyn SourceTree, src: &str, dest: &str) -> Result<()> {
         let mut data = Vec::new();
-        tree.open(src)?
-            .read_to_end(&mut data)
-            .map_err(|e| {
-                ContainerizationError::invalid_argument(format!("reading {src}")).with_cause(e)
-            })?;
+        tree.open(src)?.read_to_end(&mut data).map_err(|e| {
+            ContainerizationError::invalid_argument(format!("reading {src}")).with_cause(e)
+        })?;
         self.ensure_dir(dest, 0o755, None)?;
         let mut archive = ArchiveReader::from_reader(std::io::Cursor::new(data));
         for entry in archive.entries()? {
@@ -166,7 +165,8 @@ impl Ctx<'_> {
             match info.kind {
                 EntryKind::Directory => {
                     let mut h = header(tar::EntryType::Directory, info.mode, uid, gid, info.mtime);
-                    self.out.append(&mut h, &format!("{path}/"), std::io::empty())?;
+                    self.out
+                        .append(&mut h, &format!("{path}/"), std::io::empty())?;
                     self.dirs.insert(path);
                 }
                 EntryKind::File => {
@@ -181,8 +181,7 @@ impl Ctx<'_> {
                 EntryKind::Hardlink => {
                     let target = clean_rel(&link).unwrap_or_default();
                     let mut h = header(tar::EntryType::Link, info.mode, uid, gid, info.mtime);
-                    self.out
-                        .append_link(&mut h, &path, &join(dest, &target))?;
+                    self.out.append_link(&mut h, &path, &join(dest, &target))?;
                 }
                 _ => {}
             }
@@ -249,7 +248,11 @@ pub fn copy_layer(
                 if found.is_empty() {
                     return Err(ContainerizationError::not_found(format!(
                         "{kw} failed: {p}: no such file or directory in the {}",
-                        if job.keep_owner { "source stage or image" } else { "build context" }
+                        if job.keep_owner {
+                            "source stage or image"
+                        } else {
+                            "build context"
+                        }
                     )));
                 }
                 resolved.extend(found);

@@ -117,7 +117,8 @@ impl Differ<'_> {
         match st.file_type {
             FileType::Dir => {
                 let mut hd = h(tar::EntryType::Directory);
-                self.out.append(&mut hd, &format!("{path}/"), std::io::empty())?;
+                self.out
+                    .append(&mut hd, &format!("{path}/"), std::io::empty())?;
             }
             FileType::File => {
                 if st.nlink > 1 {

@@ -26,7 +26,8 @@ pub fn export_tree(tree: &dyn SourceTree, rel: &str, dest: &Path) -> Result<()> 
             Kind::File => {
                 let _ = fs::remove_file(&to);
                 let mut f = fs::File::create(&to).context(Code::InternalError, err(&to))?;
-                std::io::copy(&mut tree.open(&src)?, &mut f).context(Code::InternalError, err(&to))?;
+                std::io::copy(&mut tree.open(&src)?, &mut f)
+                    .context(Code::InternalError, err(&to))?;
                 f.flush().context(Code::InternalError, err(&to))?;
             }
             Kind::Symlink => {

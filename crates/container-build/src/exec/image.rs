@@ -39,8 +39,8 @@ pub fn write_image(
         "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
     });
     v["history"] = Value::Array(history.to_vec());
-    let config_bytes =
-        serde_json::to_vec(cfg.value()).context(Code::InternalError, "encoding the image config")?;
+    let config_bytes = serde_json::to_vec(cfg.value())
+        .context(Code::InternalError, "encoding the image config")?;
     let config_digest = content.write_bytes(&config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,
@@ -59,7 +59,10 @@ pub fn write_image(
     let manifest_bytes =
         serde_json::to_vec(&manifest).context(Code::InternalError, "encoding the manifest")?;
     let digest = content.write_bytes(&manifest_bytes)?;
-    let arch = cfg.value()["architecture"].as_str().unwrap_or("amd64").to_string();
+    let arch = cfg.value()["architecture"]
+        .as_str()
+        .unwrap_or("amd64")
+        .to_string();
     let descriptor: Descriptor = serde_json::from_value(json!({
         "mediaType": OCI_MANIFEST,
         "digest": digest,
@@ -80,7 +83,10 @@ pub fn tag_image(store: &ImageStore, image: &BuiltImage, tags: &[String]) -> Res
     let mut out = Vec::new();
     for t in tags {
         let img = store.put(t, image.descriptor.clone()).map_err(|e| {
-            ContainerizationError::invalid_argument(format!("cannot tag the image as {t}: {}", e.message))
+            ContainerizationError::invalid_argument(format!(
+                "cannot tag the image as {t}: {}",
+                e.message
+            ))
         })?;
         out.push(img.reference);
     }

@@ -99,16 +99,18 @@ impl LayerWriter {
     pub fn append(&mut self, header: &mut tar::Header, path: &str, data: impl Read) -> Result<()> {
         self.entries += 1;
         let path = path.trim_start_matches('/');
-        self.tar
-            .append_data(header, path, data)
-            .map_err(|e| {
-                ContainerizationError::internal(format!("writing {path} into a layer"))
-                    .with_cause(e)
-            })
+        self.tar.append_data(header, path, data).map_err(|e| {
+            ContainerizationError::internal(format!("writing {path} into a layer")).with_cause(e)
+        })
     }
 
     /// Appends a symlink or hard link named `path` pointing at `target`.
-    pub fn append_link(&mut self, header: &mut tar::Header, path: &str, target: &str) -> Result<()> {
+    pub fn append_link(
+        &mut self,
+        header: &mut tar::Header,
+        path: &str,
+        target: &str,
+    ) -> Result<()> {
         self.entries += 1;
         let path = path.trim_start_matches('/');
         self.tar.append_link(header, path, target).map_err(|e| {

@@ -196,9 +196,9 @@ impl Builder {
                 built[i] = Some(r);
             }
         }
-        let result = built[target].take().ok_or_else(|| {
-            ContainerizationError::internal("the target stage was not built")
-        })?;
+        let result = built[target]
+            .take()
+            .ok_or_else(|| ContainerizationError::internal("the target stage was not built"))?;
         let mut config = result.config.clone();
         config.add_labels(&opts.labels);
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -222,7 +222,10 @@ impl Builder {
     /// The filesystem of `layers` unpacked into an ext4 image (shared
     /// within this build; callers must not write to it).
     fn unpacked(&self, layers: &[layer::LayerRef]) -> Result<PathBuf> {
-        let key = cache::chain("fs", &layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>());
+        let key = cache::chain(
+            "fs",
+            &layers.iter().map(|l| l.digest.as_str()).collect::<Vec<_>>(),
+        );
         if let Some(p) = self.unpacked.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(p);
         }

@@ -14,7 +14,10 @@ pub const ROOTFS_SIZE: u64 = containerization_ext4::DEFAULT_SNAPSHOT_SIZE;
 
 /// Unpacks `layers` (lowest first) from `content` into a new image `out`.
 pub fn materialize(content: &ContentStore, layers: &[LayerRef], out: &Path) -> Result<()> {
-    let paths: Vec<PathBuf> = layers.iter().map(|l| content.blob_path(&l.digest)).collect();
+    let paths: Vec<PathBuf> = layers
+        .iter()
+        .map(|l| content.blob_path(&l.digest))
+        .collect();
     for (l, p) in layers.iter().zip(&paths) {
         if !p.exists() {
             return Err(ContainerizationError::not_found(format!(
@@ -47,7 +50,11 @@ pub fn resolve_user(fs: Option<&Ext4>, spec: &str, chown: bool) -> Result<(u32, 
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            Some((f.first()?.to_string(), f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+            Some((
+                f.first()?.to_string(),
+                f.get(2)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
         })
         .collect();
     let (uid, primary) = if user.is_empty() {
@@ -92,6 +99,7 @@ pub fn resolve_user(fs: Option<&Ext4>, spec: &str, chown: bool) -> Result<(u32, 
 /// True when `spec` is empty or numeric (`uid[:gid]`), so no lookup in the
 /// image is needed.
 pub fn is_numeric_user(spec: &str) -> bool {
-    spec.split(':').all(|p| p.is_empty() || p.parse::<u32>().is_ok())
+    spec.split(':')
+        .all(|p| p.is_empty() || p.parse::<u32>().is_ok())
         && !spec.split(':').next().unwrap_or("").is_empty()
 }

@@ -80,7 +80,11 @@ impl VmRunExecutor {
 struct Sink(OutputFn);
 
 impl AsyncWrite for Sink {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         (self.0)(buf);
         Poll::Ready(Ok(buf.len()))
     }

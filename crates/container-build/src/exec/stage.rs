@@ -64,7 +64,11 @@ pub fn describe(kind: &InstructionKind) -> String {
     match kind {
         InstructionKind::Run(r) => format!("RUN {}", cmd(&r.command)),
         InstructionKind::Copy(c) => {
-            let from = c.from.as_ref().map(|f| format!("--from={f} ")).unwrap_or_default();
+            let from = c
+                .from
+                .as_ref()
+                .map(|f| format!("--from={f} "))
+                .unwrap_or_default();
             format!("COPY {from}{}", paths(c))
         }
         InstructionKind::Add(a) => format!("ADD {}", paths(&a.copy)),
@@ -74,7 +78,10 @@ pub fn describe(kind: &InstructionKind) -> String {
         InstructionKind::User(u) => format!("USER {u}"),
         InstructionKind::Env(p) => format!(
             "ENV {}",
-            p.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            p.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         other => {
             let d = format!("{other:?}");
@@ -91,6 +98,9 @@ fn history(created_by: &str, empty: bool) -> Value {
     }
     h
 }
+
+/// A secret file to place: name, data, mode, uid, gid.
+type SecretFile = (String, Vec<u8>, u32, u32, u32);
 
 /// The state of a stage while it builds.
 struct State {
@@ -122,18 +132,27 @@ impl Builder {
                         ),
                     ));
                 }
-                self.reporter
-                    .note(&format!("warning: pulling {reference} failed, using the local copy: {}", e.message));
+                self.reporter.note(&format!(
+                    "warning: pulling {reference} failed, using the local copy: {}",
+                    e.message
+                ));
             }
         }
         let image = self.store.get(reference)?;
         let content = self.store.content();
         let (desc, manifest) = image.resolve_manifest(content, &opts.platform)?;
-        let config: Value = serde_json::from_slice(&content.read(manifest.config().digest().as_ref())?)
-            .context(Code::InvalidArgument, format!("image {reference} has an invalid config"))?;
+        let config: Value =
+            serde_json::from_slice(&content.read(manifest.config().digest().as_ref())?).context(
+                Code::InvalidArgument,
+                format!("image {reference} has an invalid config"),
+            )?;
         let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
             .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if diff_ids.len() != manifest.layers().len() {
             return Err(ContainerizationError::invalid_argument(format!(
@@ -158,7 +177,7 @@ impl Builder {
             layers,
             config: ImageConfig::from_base(config),
             history,
-            key: chain("", &["image", &desc.digest().to_string()]),
+            key: chain("", &["image", desc.digest().as_ref()]),
             label: String::new(),
             total: 0,
         })
@@ -186,7 +205,9 @@ impl Builder {
             }
         } else if let Some(b) = stage.base_stage {
             let r = built[b].clone().ok_or_else(|| {
-                ContainerizationError::internal(format!("stage {b} was not built before stage {idx}"))
+                ContainerizationError::internal(format!(
+                    "stage {b} was not built before stage {idx}"
+                ))
             })?;
             State {
                 layers: r.layers,
@@ -198,7 +219,11 @@ impl Builder {
             }
         } else {
             let t = Instant::now();
-            let n = self.reporter.step(&format!("[{name} 1/{}] FROM {}", stage.instructions.len() + 1, stage.base));
+            let n = self.reporter.step(&format!(
+                "[{name} 1/{}] FROM {}",
+                stage.instructions.len() + 1,
+                stage.base
+            ));
             let s = self
                 .base_image(&stage.base, opts, opts.pull)
                 .await
@@ -275,7 +300,12 @@ impl Builder {
                 if self.cached(&key, opts).is_some() {
                     self.reporter.cached(n);
                 } else {
-                    self.cache.put(&key, &CacheEntry { layer: Some(layer.clone()) })?;
+                    self.cache.put(
+                        &key,
+                        &CacheEntry {
+                            layer: Some(layer.clone()),
+                        },
+                    )?;
                     self.reporter.done(n, t);
                 }
                 self.add(st, key, Some(layer), &text);
@@ -346,10 +376,14 @@ impl Builder {
             _ => unreachable!("copy() is only called for COPY and ADD"),
         };
         if copy.parents {
-            return Err(ContainerizationError::unsupported("COPY --parents is not supported"));
+            return Err(ContainerizationError::unsupported(
+                "COPY --parents is not supported",
+            ));
         }
         if !copy.exclude.is_empty() {
-            return Err(ContainerizationError::unsupported("COPY --exclude is not supported"));
+            return Err(ContainerizationError::unsupported(
+                "COPY --exclude is not supported",
+            ));
         }
         let image_fs = Ext4Tree::open(&self.unpacked(&st.layers)?)?;
         let owner = match &copy.chown {
@@ -361,8 +395,14 @@ impl Builder {
         let from_tree: Option<Ext4Tree> = match &copy.from {
             None => None,
             Some(f) => {
-                let layers = match df.stage_index(f).filter(|i| built.get(*i).is_some_and(Option::is_some)) {
-                    Some(i) => built[i].as_ref().map(|r| r.layers.clone()).unwrap_or_default(),
+                let layers = match df
+                    .stage_index(f)
+                    .filter(|i| built.get(*i).is_some_and(Option::is_some))
+                {
+                    Some(i) => built[i]
+                        .as_ref()
+                        .map(|r| r.layers.clone())
+                        .unwrap_or_default(),
                     None => self.base_image(f, opts, false).await?.layers,
                 };
                 Some(Ext4Tree::open(&self.unpacked(&layers)?)?)
@@ -408,7 +448,11 @@ impl Builder {
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
-        let mut ignore: Ignore = ["proc", "sys", "dev"].iter().map(|s| s.to_string()).collect();
+        // lost+found belongs to the ext4 image, not to the container's files.
+        let mut ignore: Ignore = ["proc", "sys", "dev", "lost+found"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut mounts = Vec::new();
         self.run_mounts(run, opts, &before, &mut env, &mut mounts, &mut ignore)?;
         let args = run_argv(&st.config, run);
@@ -419,7 +463,10 @@ impl Builder {
         let id = format!(
             "build-{}-{}",
             std::process::id(),
-            rootfs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            rootfs
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
         );
         let req = RunRequest {
             id,
@@ -486,17 +533,20 @@ impl Builder {
         mounts: &mut Vec<VmMount>,
         ignore: &mut Ignore,
     ) -> Result<()> {
-        let mut secret_dirs: std::collections::BTreeMap<String, Vec<(String, Vec<u8>, u32, u32, u32)>> =
+        let mut secret_dirs: std::collections::BTreeMap<String, Vec<SecretFile>> =
             Default::default();
         let mut targets: BTreeSet<String> = BTreeSet::new();
         for m in &run.mounts {
             match m {
                 Mount::Secret(s) => {
-                    let id = s
-                        .id
-                        .clone()
-                        .or_else(|| s.target.as_ref().and_then(|t| t.rsplit('/').next().map(String::from)))
-                        .unwrap_or_default();
+                    let id =
+                        s.id.clone()
+                            .or_else(|| {
+                                s.target
+                                    .as_ref()
+                                    .and_then(|t| t.rsplit('/').next().map(String::from))
+                            })
+                            .unwrap_or_default();
                     let Some(secret) = opts.secrets.get(&id) else {
                         if s.required {
                             return Err(ContainerizationError::not_found(format!(
@@ -506,15 +556,25 @@ impl Builder {
                         continue;
                     };
                     if let Some(var) = &s.env {
-                        env.push((var.clone(), String::from_utf8_lossy(&secret.data).into_owned()));
+                        env.push((
+                            var.clone(),
+                            String::from_utf8_lossy(&secret.data).into_owned(),
+                        ));
                         if s.target.is_none() {
                             continue;
                         }
                     }
-                    let target = s.target.clone().unwrap_or_else(|| format!("/run/secrets/{id}"));
+                    let target = s
+                        .target
+                        .clone()
+                        .unwrap_or_else(|| format!("/run/secrets/{id}"));
                     let target = resolve_workdir("/", &target);
                     let (dir, file) = target.rsplit_once('/').unwrap_or(("", &target));
-                    let dir = if dir.is_empty() { "/".to_string() } else { dir.to_string() };
+                    let dir = if dir.is_empty() {
+                        "/".to_string()
+                    } else {
+                        dir.to_string()
+                    };
                     secret_dirs.entry(dir).or_default().push((
                         file.to_string(),
                         secret.data.clone(),
@@ -530,14 +590,19 @@ impl Builder {
                         ));
                     }
                     let id = c.id.clone().unwrap_or_else(|| c.target.clone());
-                    let path = self.cache.dir().join("mounts").join(format!("{}.ext4", chain("cache", &[&id])));
+                    let path = self
+                        .cache
+                        .dir()
+                        .join("mounts")
+                        .join(format!("{}.ext4", chain("cache", &[&id])));
                     if !path.exists() {
                         std::fs::create_dir_all(path.parent().expect("has a parent"))
                             .context(Code::InternalError, "creating the cache mount directory")?;
                         let tmp = path.with_extension("tmp");
                         let f = Formatter::create(&tmp, 4 << 30, FormatOptions::default())?;
                         f.close()?;
-                        std::fs::rename(&tmp, &path).context(Code::InternalError, "storing the cache mount")?;
+                        std::fs::rename(&tmp, &path)
+                            .context(Code::InternalError, "storing the cache mount")?;
                     }
                     let target = resolve_workdir("/", &c.target);
                     let mut options = Vec::new();

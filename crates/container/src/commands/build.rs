@@ -154,10 +154,9 @@ fn parse_secret(s: &str) -> Result<(String, Secret)> {
         ContainerizationError::invalid_argument(format!("--secret {s}: id= is required"))
     })?;
     let data = match (src, env) {
-        (Some(f), None) => std::fs::read(&f).context(
-            Code::NotFound,
-            format!("--secret {id}: cannot read {f}"),
-        )?,
+        (Some(f), None) => {
+            std::fs::read(&f).context(Code::NotFound, format!("--secret {id}: cannot read {f}"))?
+        }
         (None, Some(v)) => std::env::var(&v)
             .map_err(|_| {
                 ContainerizationError::not_found(format!(
@@ -196,14 +195,20 @@ fn platform(a: &BuildArgs) -> Result<Platform> {
 
 /// Runs `container build`.
 pub async fn run(root: &StateRoot, a: BuildArgs) -> Result<i32> {
-    let output = a.output.as_deref().map(parse_output).transpose()?.unwrap_or(Output::Store);
+    let output = a
+        .output
+        .as_deref()
+        .map(parse_output)
+        .transpose()?
+        .unwrap_or(Output::Store);
     let file = dockerfile_path(&a)?;
     let text = std::fs::read_to_string(&file).context(
         Code::NotFound,
         format!("cannot read the Dockerfile {}", file.display()),
     )?;
-    let build_args: HashMap<String, String> =
-        key_values(&a.build_args, "--build-arg")?.into_iter().collect();
+    let build_args: HashMap<String, String> = key_values(&a.build_args, "--build-arg")?
+        .into_iter()
+        .collect();
     let labels = key_values(&a.labels, "--label")?;
     let mut secrets = HashMap::new();
     for s in &a.secret {
@@ -243,13 +248,19 @@ pub async fn run(root: &StateRoot, a: BuildArgs) -> Result<i32> {
         // An untagged build stays reachable by digest (and is dangling for
         // `image prune`).
         let name = format!("localhost/untagged@{}", image.digest);
-        container_build::exec::image::tag_image(builder.store(), &image, &[name.clone()])?;
+        container_build::exec::image::tag_image(
+            builder.store(),
+            &image,
+            std::slice::from_ref(&name),
+        )?;
         names.push(name);
     }
     match output {
         Output::Store => {}
         Output::Archive(dest) => {
-            builder.store().save(&names, Some(&opts.platform), &absolute(&dest)?)?;
+            builder
+                .store()
+                .save(&names, Some(&opts.platform), &absolute(&dest)?)?;
         }
         Output::Local(dest) => builder.export_local(&image, &absolute(&dest)?)?,
     }
@@ -263,7 +274,10 @@ pub async fn run(root: &StateRoot, a: BuildArgs) -> Result<i32> {
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).context(Code::InvalidArgument, format!("invalid path {}", p.display()))
+    std::path::absolute(p).context(
+        Code::InvalidArgument,
+        format!("invalid path {}", p.display()),
+    )
 }
 
 #[cfg(test)]
