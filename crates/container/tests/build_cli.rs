@@ -159,6 +159,34 @@ fn build_run_cache_target_export_and_errors() {
         .ok();
     assert_eq!(out, "hello-arg\n/src\nvi-removed\n");
 
+    // RUN mounts: a secret (never in the image) and a cache; the result is
+    // exported as files with -o type=local.
+    write(
+        &ctx,
+        "Mounts.Dockerfile",
+        "FROM localhost/busybox:latest\nRUN --mount=type=secret,id=tok --mount=type=cache,target=/cache sh -c 'cat /run/secrets/tok > /copy; echo x >> /cache/log'\n",
+    );
+    write(&ctx, "token", "s3cret\n");
+    let files = work.path().join("files");
+    let r = d.run(&[
+        "build",
+        "-f",
+        ctx.join("Mounts.Dockerfile").to_str().unwrap(),
+        "--secret",
+        &format!("id=tok,src={}", ctx.join("token").display()),
+        "-o",
+        &format!("type=local,dest={}", files.display()),
+        ctx_s,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(files.join("copy")).unwrap(),
+        "s3cret\n"
+    );
+    assert!(files.join("bin/busybox").is_file());
+    assert!(!files.join("run/secrets").exists(), "the secret leaked");
+    assert!(!files.join("cache").exists(), "the cache mount leaked");
+
     // A syntax error names its line.
     write(
         &ctx,

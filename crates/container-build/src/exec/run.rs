@@ -123,7 +123,11 @@ impl RunExecutor for VmRunExecutor {
             container.create().await?;
             let result = async {
                 container.start().await?;
-                container.wait(None).await
+                let status = container.wait(None).await?;
+                // Flush before the shutdown: if the VM then has to be killed,
+                // the image still holds everything the command wrote.
+                container.sync().await?;
+                Ok::<_, containerization_error::ContainerizationError>(status)
             }
             .await;
             // Always shut down: the agent syncs and unmounts the rootfs, so
