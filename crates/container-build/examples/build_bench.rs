@@ -39,10 +39,7 @@ fn sh(cmd: &mut Command, what: &str) {
 fn ours(root: &Path, ctx: &Path) -> Duration {
     let t = Instant::now();
     let reporter = Arc::new(PlainReporter::new(Box::new(std::io::sink()), true));
-    let runner = Arc::new(
-        VmRunExecutor::new()
-            .expect("kernel and initfs (scripts/build-kernel.sh, scripts/build-initfs.sh)"),
-    );
+    let runner = Arc::new(VmRunExecutor::new());
     let builder = Builder::new(root, runner, reporter).unwrap();
     let mut opts = BuildOptions::new(ctx);
     opts.tags = vec!["localhost/bench:1".into()];

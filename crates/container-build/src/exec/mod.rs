@@ -123,6 +123,7 @@ impl Builder {
         let tmp = state_root.join("build-tmp");
         std::fs::create_dir_all(&tmp)
             .context(Code::InternalError, format!("creating {}", tmp.display()))?;
+        remove_stale(&tmp);
         let work = tempfile::Builder::new()
             .prefix("build-")
             .tempdir_in(&tmp)
@@ -245,5 +246,24 @@ impl Builder {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.work.path().join(format!("{what}-{n}"))
+    }
+}
+
+/// Removes build directories a killed build left behind (older than a day,
+/// so a build running right now is never touched).
+fn remove_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+        if old {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }

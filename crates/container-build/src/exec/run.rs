@@ -59,20 +59,28 @@ pub trait RunExecutor: Send + Sync {
 }
 
 /// Runs each RUN in a fresh QEMU microVM through `containerization`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct VmRunExecutor {
-    vmm: Arc<QemuVirtualMachineManager>,
+    /// Made at the first RUN, so builds without RUN need no kernel.
+    vmm: std::sync::OnceLock<Arc<QemuVirtualMachineManager>>,
 }
 
 impl VmRunExecutor {
     /// Uses the default kernel and initfs (`CONTAINER_KERNEL`,
-    /// `CONTAINER_INITFS`, then the installed ones).
-    pub fn new() -> Result<VmRunExecutor> {
+    /// `CONTAINER_INITFS`, then the installed ones), looked up at the first
+    /// RUN.
+    pub fn new() -> VmRunExecutor {
+        VmRunExecutor::default()
+    }
+
+    fn vmm(&self) -> Result<Arc<QemuVirtualMachineManager>> {
+        if let Some(v) = self.vmm.get() {
+            return Ok(v.clone());
+        }
         let kernel = containerization::Kernel::default_kernel()?;
         let initfs = containerization::default_initfs()?;
-        Ok(VmRunExecutor {
-            vmm: Arc::new(QemuVirtualMachineManager::new(kernel, initfs)),
-        })
+        let vmm = Arc::new(QemuVirtualMachineManager::new(kernel, initfs));
+        Ok(self.vmm.get_or_init(|| vmm).clone())
     }
 }
 
@@ -103,7 +111,7 @@ impl RunExecutor for VmRunExecutor {
         Box::pin(async move {
             let rootfs = Mount::block("ext4", &req.rootfs, "/", Vec::new());
             let out = req.output.clone();
-            let container = LinuxContainer::new(&req.id, rootfs, self.vmm.clone(), |c| {
+            let container = LinuxContainer::new(&req.id, rootfs, self.vmm()?, |c| {
                 c.process.args = req.args.clone();
                 c.process.env = req.env.clone();
                 c.process.cwd = req.cwd.clone();

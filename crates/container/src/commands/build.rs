@@ -240,7 +240,7 @@ pub async fn run(root: &StateRoot, a: BuildArgs) -> Result<i32> {
         format!("creating {}", root.path().display()),
     )?;
     let reporter = Arc::new(PlainReporter::new(Box::new(std::io::stderr()), a.quiet));
-    let runner = Arc::new(VmRunExecutor::new()?);
+    let runner = Arc::new(VmRunExecutor::new());
     let builder = Builder::new(root.path(), runner, reporter)?;
     let image = builder.build(&dockerfile, &opts).await?;
     let mut names = opts.tags.clone();
