@@ -31,6 +31,8 @@ pub enum Command {
     /// Manage the container system (the apiserver).
     #[command(subcommand, visible_alias = "s")]
     System(SystemCommand),
+    /// Build an image from a Dockerfile.
+    Build(Box<crate::commands::build::BuildArgs>),
 }
 
 /// `container system ...`

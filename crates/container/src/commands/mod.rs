@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches the parsed command line.
 
+pub mod build;
 pub mod container;
 mod image;
 mod registry;
@@ -19,5 +20,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Image(c) => image::run(&root, c).await,
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
+        Command::Build(a) => build::run(&root, *a).await,
     }
 }
