@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use containerization_error::Result;
+use containerization_error::{Code, ContainerizationError, Result, ResultExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::client::from_status;
@@ -131,5 +133,90 @@ impl RuntimeClient {
             .await
             .map_err(from_status)?;
         Ok(())
+    }
+
+    /// What `path` is in the running container (`exists` false if missing).
+    pub async fn stat_path(&self, path: &str) -> Result<runtime::PathReply> {
+        Ok(self
+            .raw
+            .clone()
+            .stat_path(runtime::PathRequest { path: path.into() })
+            .await
+            .map_err(from_status)?
+            .into_inner())
+    }
+
+    /// Streams the tar archive `reader` into directory `dir` of the container.
+    pub async fn copy_in<R: AsyncRead + Send + Unpin + 'static>(
+        &self,
+        dir: &str,
+        mut reader: R,
+    ) -> Result<()> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let dir = dir.to_string();
+        let pump = tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let mut buf = vec![0u8; 256 << 10];
+                let n = reader.read(&mut buf).await?;
+                if n == 0 && !first {
+                    return Ok::<(), std::io::Error>(());
+                }
+                buf.truncate(n);
+                let chunk = runtime::CopyInChunk {
+                    dir: if first { dir.clone() } else { String::new() },
+                    data: buf,
+                };
+                first = false;
+                if tx.send(chunk).await.is_err() || n == 0 {
+                    return Ok(());
+                }
+            }
+        });
+        let result = self
+            .raw
+            .clone()
+            .copy_in(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await;
+        pump.await
+            .map_err(|e| ContainerizationError::internal("the copy task failed").with_cause(e))?
+            .context(Code::InvalidArgument, "reading the archive to copy")?;
+        result.map_err(from_status)?;
+        Ok(())
+    }
+
+    /// Writes a tar archive of `path` in the container (with `contents`, of
+    /// the directory's entries) to `out`; returns the bytes written.
+    pub async fn copy_out<W: AsyncWrite + Unpin>(
+        &self,
+        path: &str,
+        contents: bool,
+        one_file_system: bool,
+        out: &mut W,
+    ) -> Result<u64> {
+        let req = runtime::CopyOutRequest {
+            path: path.into(),
+            contents,
+            one_file_system,
+        };
+        let mut stream = self
+            .raw
+            .clone()
+            .copy_out(req)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let mut total = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(from_status)?;
+            out.write_all(&chunk.data)
+                .await
+                .context(Code::InternalError, "writing the archive")?;
+            total += chunk.data.len() as u64;
+        }
+        out.flush()
+            .await
+            .context(Code::InternalError, "writing the archive")?;
+        Ok(total)
     }
 }

@@ -7,6 +7,7 @@
 //! lost when the apiserver dies.
 
 mod attach;
+mod files;
 mod helper;
 mod output;
 mod service;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use container_api::ProcessConfig;
 use container_api::runtime::{
-    CreateProcessRequest, Empty, ExitReply, KillRequest, ProcessId, ResizeRequest, RuntimeState,
-    StatsReply, StopRequest, runtime_server::Runtime,
+    CopyInChunk, CopyOutRequest, CreateProcessRequest, Empty, ExitReply, KillRequest, PathReply,
+    PathRequest, ProcessId, ResizeRequest, RuntimeState, StatsReply, StopRequest,
+    runtime_server::Runtime,
 };
 use containerization::Stdio;
 use containerization::terminal::Size;
@@ -199,6 +200,26 @@ impl Runtime for RuntimeService {
         })
         .to_string();
         Ok(Response::new(StatsReply { json }))
+    }
+
+    async fn stat_path(&self, req: Request<PathRequest>) -> Result<Response<PathReply>, Status> {
+        crate::files::stat_path(&self.h, req.into_inner()).await
+    }
+
+    async fn copy_in(
+        &self,
+        req: Request<tonic::Streaming<CopyInChunk>>,
+    ) -> Result<Response<Empty>, Status> {
+        crate::files::copy_in(&self.h, req.into_inner()).await
+    }
+
+    type CopyOutStream = crate::files::DataStream;
+
+    async fn copy_out(
+        &self,
+        req: Request<CopyOutRequest>,
+    ) -> Result<Response<Self::CopyOutStream>, Status> {
+        crate::files::copy_out(&self.h, req.into_inner()).await
     }
 
     async fn shutdown(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {

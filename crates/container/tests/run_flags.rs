@@ -1,5 +1,6 @@
-//! `run` flags that change the init process: `--init`, `--ulimit`,
-//! `--cap-add/--cap-drop`, and users given by name. One VM.
+//! `run` flags that change the init process (`--init`, `--ulimit`,
+//! `--cap-add/--cap-drop`, `--security-opt`, users given by name), and
+//! `cp` / `export` against the same running container. Two VMs.
 
 mod common;
 
@@ -78,6 +79,8 @@ fn init_ulimit_capabilities_and_named_users() {
         r.stderr
     );
 
+    copy_and_export(&d);
+
     // The init forwards SIGTERM to the shell (which, as PID 1 itself, would
     // ignore it and be SIGKILLed after the timeout: 137).
     d.run(&["stop", "flags"]).ok();
@@ -142,5 +145,79 @@ fn seccomp_profiles_from_security_opt() {
         r.stdout.contains("rc=1") && r.stdout.contains("touched"),
         "{}",
         r.stdout
+    );
+}
+
+/// `cp` both ways with Docker's placement rules, and `export`, against the
+/// running container `flags`.
+fn copy_and_export(d: &Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path();
+    std::fs::write(host.join("hello.txt"), "hello from the host\n").unwrap();
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/deep.txt"), "deep\n").unwrap();
+    let h = |p: &str| host.join(p).display().to_string();
+
+    // A file into an existing directory keeps its name; onto a new path it is renamed.
+    d.run(&["cp", &h("hello.txt"), "flags:/tmp"]).ok();
+    d.run(&["cp", &h("hello.txt"), "flags:/tmp/renamed.txt"])
+        .ok();
+    // A directory onto a new path takes that name; `dir/.` copies contents.
+    d.run(&["cp", &h("tree"), "flags:/srv"]).ok();
+    d.run(&["cp", &format!("{}/.", h("tree")), "flags:/tmp/contents"])
+        .ok();
+    let r = d.run(&[
+        "exec",
+        "flags",
+        "sh",
+        "-c",
+        "cat /tmp/hello.txt /tmp/renamed.txt /srv/sub/deep.txt /tmp/contents/sub/deep.txt",
+    ]);
+    assert_eq!(
+        r.stdout, "hello from the host\nhello from the host\ndeep\ndeep\n",
+        "{}",
+        r.stderr
+    );
+
+    // Out again: a file to a new name, a directory into a directory.
+    d.run(&["cp", "flags:/etc/passwd", &h("passwd.copy")]).ok();
+    assert!(
+        std::fs::read_to_string(host.join("passwd.copy"))
+            .unwrap()
+            .contains("nobody")
+    );
+    std::fs::create_dir(host.join("out")).unwrap();
+    d.run(&["cp", "flags:/srv", &h("out")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(host.join("out/srv/sub/deep.txt")).unwrap(),
+        "deep\n"
+    );
+
+    // Errors: a missing path, a missing parent, both sides local.
+    let r = d.run(&["cp", "flags:/no/such", &h("x")]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = d.run(&["cp", &h("hello.txt"), "flags:/no/such/dir/x"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = d.run(&["cp", &h("hello.txt"), &h("y")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // export: the root filesystem only (no /proc contents), with the copied files.
+    let tar = host.join("flags.tar");
+    d.run(&["export", "-o", &tar.display().to_string(), "flags"])
+        .ok();
+    let mut names = Vec::new();
+    let mut a = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in a.entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    for want in ["bin/busybox", "etc/passwd", "srv/sub/deep.txt", "proc"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} in export: {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with("proc/")),
+        "no /proc contents"
     );
 }

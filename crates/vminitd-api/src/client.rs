@@ -243,9 +243,16 @@ impl Vminitd {
 
     /// stat(2) of a guest path (following symlinks).
     pub async fn stat(&self, path: &str) -> Result<proto::StatResponse> {
+        self.stat_in("", path).await
+    }
+
+    /// stat(2) of `path` inside container `container_id` (its mount
+    /// namespace and root; `""` is the VM's own filesystem).
+    pub async fn stat_in(&self, container_id: &str, path: &str) -> Result<proto::StatResponse> {
         let req = proto::StatRequest {
             path: path.to_string(),
             no_follow: false,
+            container_id: container_id.to_string(),
         };
         Ok(self.client.clone().stat(req).await?.into_inner())
     }
@@ -257,6 +264,18 @@ impl Vminitd {
         path: &str,
         mode: CopyMode,
         file_mode: u32,
+        reader: R,
+    ) -> Result<u64> {
+        self.copy_in_to("", path, mode, file_mode, reader).await
+    }
+
+    /// [`Vminitd::copy_in`] with `path` inside container `container_id`.
+    pub async fn copy_in_to<R: AsyncRead + Send + Unpin + 'static>(
+        &self,
+        container_id: &str,
+        path: &str,
+        mode: CopyMode,
+        file_mode: u32,
         mut reader: R,
     ) -> Result<u64> {
         let (tx, rx) = mpsc::channel(4);
@@ -265,6 +284,7 @@ impl Vminitd {
             mode: proto::CopyMode::from(mode) as i32,
             file_mode,
             make_parents: true,
+            container_id: container_id.to_string(),
         };
         let first = proto::CopyInChunk {
             header: Some(header),
@@ -306,9 +326,24 @@ impl Vminitd {
         mode: CopyMode,
         writer: &mut W,
     ) -> Result<u64> {
+        self.copy_out_from("", path, mode, false, writer).await
+    }
+
+    /// [`Vminitd::copy_out`] with `path` inside container `container_id`;
+    /// with `one_file_system` tar modes stay on `path`'s filesystem.
+    pub async fn copy_out_from<W: AsyncWrite + Unpin>(
+        &self,
+        container_id: &str,
+        path: &str,
+        mode: CopyMode,
+        one_file_system: bool,
+        writer: &mut W,
+    ) -> Result<u64> {
         let req = proto::CopyOutRequest {
             path: path.to_string(),
             mode: proto::CopyMode::from(mode) as i32,
+            container_id: container_id.to_string(),
+            one_file_system,
         };
         let mut stream = self.client.clone().copy_out(req).await?.into_inner();
         let mut total = 0u64;

@@ -12,6 +12,9 @@ pub enum CopyMode {
     Raw,
     /// A tar stream extracted into / archived from a directory.
     Tar,
+    /// Copy out only: a tar whose one top-level entry is the path itself
+    /// (file or directory tree) under its base name, as `docker cp` makes.
+    TarPath,
 }
 
 impl From<CopyMode> for proto::CopyMode {
@@ -19,6 +22,7 @@ impl From<CopyMode> for proto::CopyMode {
         match m {
             CopyMode::Raw => proto::CopyMode::Raw,
             CopyMode::Tar => proto::CopyMode::Tar,
+            CopyMode::TarPath => proto::CopyMode::TarPath,
         }
     }
 }

@@ -119,6 +119,7 @@ impl RunExecutor for VmRunExecutor {
                     uid: req.uid,
                     gid: req.gid,
                     additional_gids: Vec::new(),
+                    ..User::default()
                 };
                 c.process.stdout = Stdio::Writer(Box::new(Sink(out.clone())));
                 c.process.stderr = Stdio::Writer(Box::new(Sink(out)));

@@ -1,6 +1,7 @@
 //! `LinuxContainer`: a container in its own VM (seed section 1.2).
 
 mod config;
+mod files;
 mod process;
 mod spec;
 mod stdio;
@@ -17,6 +18,7 @@ pub use config::{
     Configuration, DEFAULT_CAPABILITIES, MEMORY_OVERHEAD, ProcessConfiguration, Rlimit,
     SocketDirection, UnixSocketConfiguration, User,
 };
+pub use files::{ArchiveShape, PathInfo};
 pub use process::LinuxProcess;
 pub use stdio::{OutputBuffer, Stdio};
 
@@ -508,14 +510,7 @@ impl LinuxContainer {
     /// read a block device's image consistently even if the VM is killed
     /// afterwards (used by `container build` before it diffs the rootfs).
     pub async fn sync(&self) -> Result<()> {
-        let agent = {
-            let inner = self.inner.lock().await;
-            inner
-                .agent
-                .clone()
-                .ok_or_else(|| self.wrong_state("sync", inner.state))?
-        };
-        agent.sync().await
+        self.running_agent("sync").await?.sync().await
     }
 
     /// Closes the init process's stdin.
@@ -598,13 +593,7 @@ impl LinuxContainer {
 
     /// Resource usage of the container, from its cgroup in the guest.
     pub async fn statistics(&self) -> Result<ContainerStatistics> {
-        let agent = {
-            let inner = self.inner.lock().await;
-            inner
-                .agent
-                .clone()
-                .ok_or_else(|| self.wrong_state("read statistics of", inner.state))?
-        };
+        let agent = self.running_agent("read statistics of").await?;
         let stats = agent
             .container_statistics(std::slice::from_ref(&self.id))
             .await?;

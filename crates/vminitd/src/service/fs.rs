@@ -153,7 +153,11 @@ pub(super) async fn write_file(r: proto::WriteFileRequest) -> Result<()> {
     .await
 }
 
-pub(super) fn stat(r: proto::StatRequest) -> Result<proto::StatResponse> {
+pub(super) async fn stat(r: proto::StatRequest, root: Option<i32>) -> Result<proto::StatResponse> {
+    in_root(root, move || stat_here(&r)).await
+}
+
+fn stat_here(r: &proto::StatRequest) -> Result<proto::StatResponse> {
     let path = absolute(&r.path)?;
     let st = if r.no_follow {
         nix::sys::stat::lstat(&path)
@@ -208,12 +212,10 @@ impl Read for ChannelReader {
 }
 
 pub(super) async fn copy_in(
+    first: proto::CopyInChunk,
     mut stream: Streaming<proto::CopyInChunk>,
+    root: Option<i32>,
 ) -> Result<proto::CopyInResponse> {
-    let first = stream
-        .message()
-        .await?
-        .ok_or_else(|| ContainerizationError::invalid_argument("the copy stream is empty"))?;
     let header = first.header.ok_or_else(|| {
         ContainerizationError::invalid_argument("the first copy chunk has no header")
     })?;
@@ -227,7 +229,8 @@ pub(super) async fn copy_in(
         header.file_mode
     };
     let make_parents = header.make_parents;
-    let worker = tokio::task::spawn_blocking(move || -> Result<()> {
+    // Spawned so it drains the channel while the chunks arrive below.
+    let worker = tokio::spawn(in_root(root, move || -> Result<()> {
         let mut reader = ChannelReader {
             rx,
             buf: first.data,
@@ -256,6 +259,9 @@ pub(super) async fn copy_in(
                             .with_message(format!("cannot write {}", path.display()))
                     })
             }
+            proto::CopyMode::TarPath => Err(ContainerizationError::invalid_argument(
+                "a whole-path tar is only made by copy out; copy in extracts into a directory",
+            )),
             proto::CopyMode::Tar => {
                 std::fs::create_dir_all(&path).context(
                     Code::InternalError,
@@ -270,7 +276,7 @@ pub(super) async fn copy_in(
                 )
             }
         }
-    });
+    }));
     let mut total = 0u64;
     let mut send_failed = false;
     while let Some(chunk) = stream.next().await {
@@ -338,34 +344,51 @@ impl Write for ChannelWriter {
     }
 }
 
-pub(super) fn copy_out(r: proto::CopyOutRequest) -> Result<BoxStream<proto::CopyOutChunk>> {
+pub(super) async fn copy_out(
+    r: proto::CopyOutRequest,
+    root: Option<i32>,
+) -> Result<BoxStream<proto::CopyOutChunk>> {
     let path = absolute(&r.path)?;
     let mode = proto::CopyMode::try_from(r.mode)
         .map_err(|_| ContainerizationError::invalid_argument("unknown copy mode"))?;
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        ContainerizationError::from(e).with_message(format!("cannot copy {}", path.display()))
-    })?;
-    match mode {
-        proto::CopyMode::Raw if !meta.is_file() => {
-            return Err(ContainerizationError::invalid_argument(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        proto::CopyMode::Tar if !meta.is_dir() => {
-            return Err(ContainerizationError::invalid_argument(format!(
-                "{} is not a directory",
-                path.display()
-            )));
-        }
-        _ => {}
-    }
     let (tx, rx) = mpsc::channel(4);
-    tokio::task::spawn_blocking(move || {
+    // Checked before the stream starts so a bad path is an error of the
+    // call, not of the stream; the archive itself is written in the same
+    // root on its own thread.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let worker = in_root(root, move || -> Result<()> {
+        let meta = std::fs::metadata(&path).map_err(|e| {
+            ContainerizationError::from(e).with_message(format!("cannot copy {}", path.display()))
+        });
+        let checked = meta.and_then(|meta| match mode {
+            proto::CopyMode::Raw if !meta.is_file() => {
+                Err(ContainerizationError::invalid_argument(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )))
+            }
+            proto::CopyMode::Tar if !meta.is_dir() => Err(ContainerizationError::invalid_argument(
+                format!("{} is not a directory", path.display()),
+            )),
+            _ => Ok(meta),
+        });
+        let meta = match checked {
+            Ok(m) => {
+                let _ = ready_tx.send(Ok(()));
+                m
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return Ok(());
+            }
+        };
         let mut w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::new(),
         };
+        let one_fs = r
+            .one_file_system
+            .then(|| std::os::unix::fs::MetadataExt::dev(&meta));
         let result = match mode {
             proto::CopyMode::Raw => std::fs::File::open(&path)
                 .and_then(|mut f| std::io::copy(&mut f, &mut w))
@@ -373,7 +396,19 @@ pub(super) fn copy_out(r: proto::CopyOutRequest) -> Result<BoxStream<proto::Copy
             proto::CopyMode::Tar => {
                 let mut b = tar::Builder::new(&mut w);
                 b.follow_symlinks(false);
-                b.append_dir_all(".", &path).and_then(|_| b.finish())
+                append_tree(&mut b, &path, Path::new(""), one_fs).and_then(|_| b.finish())
+            }
+            proto::CopyMode::TarPath => {
+                let name = PathBuf::from(path.file_name().unwrap_or(std::ffi::OsStr::new(".")));
+                let mut b = tar::Builder::new(&mut w);
+                b.follow_symlinks(false);
+                let tree = if meta.is_dir() {
+                    b.append_dir(&name, &path)
+                        .and_then(|_| append_tree(&mut b, &path, &name, one_fs))
+                } else {
+                    b.append_path_with_name(&path, &name)
+                };
+                tree.and_then(|_| b.finish())
             }
         }
         .and_then(|_| w.flush());
@@ -383,8 +418,83 @@ pub(super) fn copy_out(r: proto::CopyOutRequest) -> Result<BoxStream<proto::Copy
                 .into();
             let _ = tx.blocking_send(Err(status));
         }
+        Ok(())
     });
+    tokio::spawn(worker);
+    ready_rx
+        .await
+        .map_err(|_| ContainerizationError::internal("the copy task ended early"))??;
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// Appends the entries below `dir` to `b`, named under `name`, in a stable
+/// order. With `one_fs`, directories of other filesystems (proc, sysfs,
+/// mounted volumes) are recorded empty, as `tar --one-file-system` does;
+/// sockets are skipped (tar cannot hold them).
+fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &Path,
+    one_fs: Option<u64>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let n = name.join(entry.file_name());
+        if meta.is_dir() {
+            b.append_dir(&n, &path)?;
+            if one_fs.is_none_or(|dev| meta.dev() == dev) {
+                append_tree(b, &path, &n, one_fs)?;
+            }
+        } else if !meta.file_type().is_socket() {
+            b.append_path_with_name(&path, &n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` where paths mean what they mean in a container: on a thread of
+/// its own that has entered the mount namespace of process `pid` and taken
+/// its root as `/` (so the container's mounts are seen and absolute
+/// symlinks resolve inside it). `None` runs `f` on the blocking pool, in the
+/// VM's own filesystem. The thread ends with `f`: it never serves anything
+/// else from inside the container.
+async fn in_root<T: Send + 'static>(
+    pid: Option<i32>,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let Some(pid) = pid else {
+        return blocking(f).await;
+    };
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .context(Code::InvalidState, "the container is not running")?;
+    let root = std::fs::File::open(format!("/proc/{pid}/root"))
+        .context(Code::InvalidState, "the container is not running")?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let entered = (|| -> nix::Result<()> {
+            // A thread shares its root and cwd with the process until it
+            // unshares them; setns of a mount namespace refuses otherwise.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+            nix::unistd::fchdir(&root)?;
+            nix::unistd::chroot(".")?;
+            nix::unistd::chdir("/")
+        })();
+        let result = match entered {
+            Ok(()) => f(),
+            Err(e) => Err(sys::errno_error(
+                e,
+                "cannot enter the container's filesystem",
+            )),
+        };
+        let _ = tx.send(result);
+    });
+    rx.await
+        .map_err(|_| ContainerizationError::internal("the copy thread ended early"))?
 }
 
 /// The `etc/<name>` file of a rootfs at `location`.

@@ -128,17 +128,29 @@ impl SandboxContext for Agent {
         ok(proto::WriteFileResponse {})
     }
     async fn stat(&self, r: Request<proto::StatRequest>) -> Res<proto::StatResponse> {
-        ok(fs::stat(r.into_inner())?)
+        let r = r.into_inner();
+        let root = self.container_root(&r.container_id)?;
+        ok(fs::stat(r, root).await?)
     }
     async fn copy_in(
         &self,
         r: Request<Streaming<proto::CopyInChunk>>,
     ) -> Res<proto::CopyInResponse> {
-        ok(fs::copy_in(r.into_inner()).await?)
+        let mut stream = r.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            containerization_error::ContainerizationError::invalid_argument(
+                "the copy stream is empty",
+            )
+        })?;
+        let id = first.header.as_ref().map(|h| h.container_id.clone());
+        let root = self.container_root(id.as_deref().unwrap_or_default())?;
+        ok(fs::copy_in(first, stream, root).await?)
     }
     type CopyOutStream = BoxStream<proto::CopyOutChunk>;
     async fn copy_out(&self, r: Request<proto::CopyOutRequest>) -> Res<Self::CopyOutStream> {
-        ok(fs::copy_out(r.into_inner())?)
+        let r = r.into_inner();
+        let root = self.container_root(&r.container_id)?;
+        ok(fs::copy_out(r, root).await?)
     }
     async fn create_process(
         &self,

@@ -52,6 +52,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl Container {
+    /// Pid of the running init process, whose namespaces execs join.
+    fn running_init(&self, container_id: &str) -> Result<i32> {
+        let init = &self.processes[&self.init_id];
+        let pid = lock(&init.state).pid;
+        match (pid, init.exited()) {
+            (Some(pid), None) => Ok(pid),
+            _ => Err(ContainerizationError::invalid_state(format!(
+                "container {container_id} is not running"
+            ))),
+        }
+    }
+}
+
+impl Agent {
+    /// For requests naming a container: the pid whose root and mount
+    /// namespace their paths live in (`None` for the VM's own filesystem).
+    pub(super) fn container_root(&self, container_id: &str) -> Result<Option<i32>> {
+        if container_id.is_empty() {
+            return Ok(None);
+        }
+        let containers = lock(&self.inner.containers);
+        let c = containers.get(container_id).ok_or_else(|| {
+            ContainerizationError::not_found(format!("container {container_id} not found"))
+        })?;
+        c.running_init(container_id).map(Some)
+    }
+}
+
 impl ManagedProcess {
     fn exited(&self) -> Option<Exit> {
         *self.exit.borrow()
@@ -182,16 +211,7 @@ impl Agent {
             let join_pid = if c.init_id == process_id {
                 None
             } else {
-                let init = &c.processes[&c.init_id];
-                let pid = lock(&init.state).pid;
-                match (pid, init.exited()) {
-                    (Some(pid), None) => Some(pid),
-                    _ => {
-                        return Err(ContainerizationError::invalid_state(format!(
-                            "container {container_id} is not running"
-                        )));
-                    }
-                }
+                Some(c.running_init(container_id)?)
             };
             (join_pid, c.cgroup.clone())
         };

@@ -1,8 +1,9 @@
 //! The container commands: `run`, `create`, `start`, `stop`, `kill`,
-//! `delete`, `list`, `exec`, `logs`, `inspect`, `stats`, `prune`.
+//! `delete`, `list`, `exec`, `logs`, `inspect`, `stats`, `prune`, `copy`, `export`.
 
 pub mod args;
 mod attach;
+mod files;
 mod manage;
 mod query;
 mod run;
@@ -46,6 +47,11 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Delete every stopped container.
     Prune,
+    /// Copy files between the host and a running container (CONTAINER:PATH).
+    #[command(visible_alias = "cp")]
+    Copy(files::CopyArgs),
+    /// Write a running container's filesystem as a tar archive.
+    Export(files::ExportArgs),
 }
 
 /// `start`.
@@ -185,6 +191,8 @@ pub async fn run(root: &StateRoot, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Inspect(a) => query::inspect(&client, a).await,
         ContainerCommand::Logs(a) => query::logs(root, &client, a).await,
         ContainerCommand::Stats(a) => query::stats(root, &client, a).await,
+        ContainerCommand::Copy(a) => files::copy(root, &client, a).await,
+        ContainerCommand::Export(a) => files::export(root, &client, a).await,
     }
 }
 
