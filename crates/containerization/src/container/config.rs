@@ -176,6 +176,11 @@ pub struct Configuration {
     pub bootlog: Option<PathBuf>,
     /// How long `stop` waits after SIGTERM before SIGKILL.
     pub stop_timeout: std::time::Duration,
+    /// Make the container's root filesystem read-only (mount points for the
+    /// extra mounts are still created first).
+    pub read_only_rootfs: bool,
+    /// Size of `/dev/shm` in bytes (`None`: 64 MiB, Docker's default).
+    pub shm_size_in_bytes: Option<u64>,
 }
 
 /// Memory added to the VM on top of the container's limit, for the guest
@@ -196,6 +201,8 @@ impl Default for Configuration {
             sysctl: BTreeMap::new(),
             bootlog: None,
             stop_timeout: std::time::Duration::from_secs(5),
+            read_only_rootfs: false,
+            shm_size_in_bytes: None,
         }
     }
 }
