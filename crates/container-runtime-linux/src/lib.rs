@@ -8,6 +8,7 @@
 
 mod attach;
 mod helper;
+mod mounts;
 mod output;
 mod service;
 

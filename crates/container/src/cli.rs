@@ -31,6 +31,9 @@ pub enum Command {
     /// Manage the container system (the apiserver).
     #[command(subcommand, visible_alias = "s")]
     System(SystemCommand),
+    /// Manage volumes.
+    #[command(subcommand, visible_alias = "v")]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 /// `container system ...`

@@ -139,6 +139,8 @@ pub(crate) fn merge(
         auto_remove: opts.auto_remove,
         kernel: opts.kernel.clone(),
         read_only: opts.read_only,
+        mounts: Vec::new(),
+        shm_size_in_bytes: opts.shm_size_in_bytes,
     })
 }
 

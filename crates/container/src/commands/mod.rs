@@ -4,6 +4,7 @@ pub mod container;
 mod image;
 mod registry;
 mod system;
+pub mod volume;
 
 use container_api::StateRoot;
 use containerization_error::Result;
@@ -19,5 +20,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Image(c) => image::run(&root, c).await,
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
+        Command::Volume(c) => volume::run(&root, c).await,
     }
 }

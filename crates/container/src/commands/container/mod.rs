@@ -4,6 +4,7 @@
 pub mod args;
 mod attach;
 mod manage;
+mod mounts;
 mod query;
 mod run;
 
