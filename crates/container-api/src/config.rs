@@ -58,6 +58,15 @@ pub struct ContainerConfiguration {
     /// Size of `/dev/shm` in bytes (`--shm-size`).
     #[serde(default)]
     pub shm_size_in_bytes: Option<u64>,
+    /// Resource limits of the container's processes (`--ulimit`).
+    #[serde(default)]
+    pub ulimits: Vec<crate::process_flags::Ulimit>,
+    /// Capabilities added to the default set (`--cap-add`, `ALL` allowed).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set (`--cap-drop`, `ALL` allowed).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
 }
 
 /// What kind of filesystem a [`MountSpec`] gives the container.
@@ -201,4 +210,13 @@ pub struct CreateOptions {
     /// `--shm-size` in bytes.
     #[serde(default)]
     pub shm_size_in_bytes: Option<u64>,
+    /// `--ulimit`.
+    #[serde(default)]
+    pub ulimits: Vec<crate::process_flags::Ulimit>,
+    /// `--cap-add`, normalised (`CAP_X` or `ALL`).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, normalised.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
 }

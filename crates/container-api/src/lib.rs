@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod paths;
+pub mod process_flags;
 pub mod runtime_client;
 pub mod stdio;
 pub mod transport;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use container_api::runtime::runtime_server::RuntimeServer;
 use container_api::{ContainerConfiguration, ContainerDb, StateRoot};
+use containerization::container::Rlimit;
 use containerization::{
     Kernel, LinuxContainer, LinuxProcess, Mount, QemuVirtualMachineManager, Stdio, User,
     default_initfs,
@@ -206,6 +207,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
     let mounts = crate::mounts::library_mounts(&root, &config.mounts)?;
     let (read_only, shm_size) = (config.read_only, config.shm_size_in_bytes);
+    let (ulimits, capabilities) = crate::mounts::process_limits(&config);
     let p = config.process.clone();
     let (out, err) = (init_out.clone(), init_err.clone());
     let (cpus, memory, hostname) = (config.cpus, config.memory_in_bytes, config.hostname.clone());
@@ -232,6 +234,15 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         c.hostname = hostname;
         c.bootlog = Some(bootlog);
         c.mounts = mounts;
+        for u in ulimits {
+            c.process.rlimits.retain(|r| r.kind != u.kind);
+            c.process.rlimits.push(Rlimit {
+                kind: u.kind,
+                soft: u.soft,
+                hard: u.hard,
+            });
+        }
+        c.process.capabilities = capabilities;
         c.read_only_rootfs = read_only;
         c.shm_size_in_bytes = shm_size;
         Ok(())

@@ -1,4 +1,5 @@
-//! The container's `-v`/`--mount`/`--tmpfs` mounts as library mounts.
+//! The container's `-v`/`--mount`/`--tmpfs` mounts as library mounts, and
+//! its `--ulimit`/`--cap-add`/`--cap-drop` as process settings.
 
 use container_api::StateRoot;
 use container_api::config::{MountKind, MountSpec};
@@ -50,6 +51,18 @@ fn library_mount(root: &StateRoot, m: &MountSpec) -> Result<Mount> {
             Mount::any("tmpfs", "tmpfs", &m.destination, options)
         }
     })
+}
+
+/// The `--ulimit` limits and the capability set of the container's processes.
+pub(crate) fn process_limits(
+    config: &container_api::ContainerConfiguration,
+) -> (Vec<container_api::process_flags::Ulimit>, Vec<String>) {
+    let caps = container_api::process_flags::capabilities(
+        &containerization::container::DEFAULT_CAPABILITIES,
+        &config.cap_add,
+        &config.cap_drop,
+    );
+    (config.ulimits.clone(), caps)
 }
 
 #[cfg(test)]

@@ -141,6 +141,9 @@ pub(crate) fn merge(
         read_only: opts.read_only,
         mounts: Vec::new(),
         shm_size_in_bytes: opts.shm_size_in_bytes,
+        ulimits: opts.ulimits.clone(),
+        cap_add: opts.cap_add.clone(),
+        cap_drop: opts.cap_drop.clone(),
     })
 }
 

@@ -228,12 +228,22 @@ impl RunArgs {
                 "the guest has no init shim yet",
             ));
         }
-        if !self.ulimit.is_empty() || !self.cap_add.is_empty() || !self.cap_drop.is_empty() {
-            return Err(unsupported(
-                "--ulimit/--cap-add/--cap-drop",
-                "not wired to the runtime yet",
-            ));
-        }
+        use container_api::process_flags::{normalize_capability, parse_ulimit};
+        let ulimits = self
+            .ulimit
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<Vec<_>>>()?;
+        let cap_add = self
+            .cap_add
+            .iter()
+            .map(|c| normalize_capability(c))
+            .collect::<Result<Vec<_>>>()?;
+        let cap_drop = self
+            .cap_drop
+            .iter()
+            .map(|c| normalize_capability(c))
+            .collect::<Result<Vec<_>>>()?;
         let shm_size_in_bytes = match self.shm_size.as_deref() {
             Some(s) => {
                 let n = parse_memory(s)?;
@@ -276,6 +286,9 @@ impl RunArgs {
             read_only: self.read_only,
             mounts,
             shm_size_in_bytes,
+            ulimits,
+            cap_add,
+            cap_drop,
         })
     }
 }
