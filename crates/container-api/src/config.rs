@@ -67,6 +67,9 @@ pub struct ContainerConfiguration {
     /// Capabilities removed from the default set (`--cap-drop`, `ALL` allowed).
     #[serde(default)]
     pub cap_drop: Vec<String>,
+    /// Run a minimal init as PID 1 (`--init`).
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// What kind of filesystem a [`MountSpec`] gives the container.
@@ -219,4 +222,7 @@ pub struct CreateOptions {
     /// `--cap-drop`, normalised.
     #[serde(default)]
     pub cap_drop: Vec<String>,
+    /// `--init`.
+    #[serde(default)]
+    pub init: bool,
 }

@@ -208,6 +208,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let mounts = crate::mounts::library_mounts(&root, &config.mounts)?;
     let (read_only, shm_size) = (config.read_only, config.shm_size_in_bytes);
     let (ulimits, capabilities) = crate::mounts::process_limits(&config);
+    let init = config.init;
     let p = config.process.clone();
     let (out, err) = (init_out.clone(), init_err.clone());
     let (cpus, memory, hostname) = (config.cpus, config.memory_in_bytes, config.hostname.clone());
@@ -243,6 +244,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
             });
         }
         c.process.capabilities = capabilities;
+        c.init = init;
         c.read_only_rootfs = read_only;
         c.shm_size_in_bytes = shm_size;
         Ok(())

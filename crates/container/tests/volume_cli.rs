@@ -171,6 +171,7 @@ fn volumes_binds_and_tmpfs_end_to_end() {
             "--name",
             "c1",
             "--read-only",
+            "--init",
             "--shm-size",
             "32M",
             "-v",
@@ -282,8 +283,13 @@ fn volumes_binds_and_tmpfs_end_to_end() {
     let r = exec("cat /data/hello");
     assert_eq!(r.stdout, "hello\n", "{}", r.stderr);
 
+    // --init: PID 1 is the init, not sleep; stop's SIGTERM is forwarded to
+    // sleep, which dies of it (as PID 1 it would ignore it and be killed).
+    let r = exec("cat /proc/1/comm");
+    assert!(r.code == 0 && r.stdout.trim() != "sleep", "{}", r.stdout);
     // Stop: the volume is clean on the host.
     d.run(&["stop", "c1"]).ok();
+    assert_eq!(inspect(&d, "c1")["exit_code"], 128 + 15);
     let (code, out) = e2fsck(&v1_image, false);
     assert_eq!(code, 0, "v1 is not clean after stop: {out}");
 

@@ -144,6 +144,7 @@ pub(crate) fn merge(
         ulimits: opts.ulimits.clone(),
         cap_add: opts.cap_add.clone(),
         cap_drop: opts.cap_drop.clone(),
+        init: opts.init,
     })
 }
 

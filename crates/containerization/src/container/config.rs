@@ -181,6 +181,9 @@ pub struct Configuration {
     pub read_only_rootfs: bool,
     /// Size of `/dev/shm` in bytes (`None`: 64 MiB, Docker's default).
     pub shm_size_in_bytes: Option<u64>,
+    /// Run a minimal init as the container's PID 1 that forwards signals to
+    /// the process and reaps zombies (`docker run --init`).
+    pub init: bool,
 }
 
 /// Memory added to the VM on top of the container's limit, for the guest
@@ -203,6 +206,7 @@ impl Default for Configuration {
             stop_timeout: std::time::Duration::from_secs(5),
             read_only_rootfs: false,
             shm_size_in_bytes: None,
+            init: false,
         }
     }
 }

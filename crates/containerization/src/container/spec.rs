@@ -78,7 +78,13 @@ pub(crate) fn container_spec(
         config.hostname.as_str()
     };
     let cpus = u64::from(config.cpus.max(1));
+    let mut annotations = serde_json::Map::new();
+    if config.init {
+        // Read by the agent's vmexec (crates/vminitd/src/container/init.rs).
+        annotations.insert("com.apple.container.init".into(), "true".into());
+    }
     json!({
+        "annotations": annotations,
         "ociVersion": "1.0.2",
         "process": process_json(process),
         "root": {"path": root, "readonly": config.read_only_rootfs},

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod init;
 pub mod rootfs;
 pub mod security;
 pub mod stdio;

@@ -171,6 +171,9 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     let path = find_program(program, &env)?;
     security::switch_user(&identity, process.capabilities().as_ref())?;
     security::no_new_privs(process)?;
+    if config.join_pid.is_none() && super::init::wanted(spec) {
+        super::init::fork_init(SETUP_FD)?;
+    }
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("argument {s:?} contains NUL"));
     let argv = args
         .iter()

@@ -222,10 +222,10 @@ impl RunArgs {
         {
             return Err(unsupported("--dns*", "containers have no network yet"));
         }
-        if self.init || self.init_image.is_some() {
+        if self.init_image.is_some() {
             return Err(unsupported(
-                "--init/--init-image",
-                "the guest has no init shim yet",
+                "--init-image",
+                "the guest init comes from the installed initfs",
             ));
         }
         use container_api::process_flags::{normalize_capability, parse_ulimit};
@@ -289,6 +289,7 @@ impl RunArgs {
             ulimits,
             cap_add,
             cap_drop,
+            init: self.init,
         })
     }
 }
