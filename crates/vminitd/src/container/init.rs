@@ -69,3 +69,18 @@ fn supervise(child: Pid, all: &SigSet) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_annotation_asks_for_the_init() {
+        let spec = |a: &str| -> Spec {
+            serde_json::from_str(&format!(r#"{{"ociVersion":"1.0.2","annotations":{a}}}"#)).unwrap()
+        };
+        assert!(wanted(&spec(r#"{"com.apple.container.init":"true"}"#)));
+        assert!(!wanted(&spec(r#"{"com.apple.container.init":"false"}"#)));
+        assert!(!wanted(&spec("{}")));
+    }
+}
