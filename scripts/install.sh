@@ -34,6 +34,12 @@ if vsock=$(command -v vhost-device-vsock) && [ "$vsock" != "$prefix/bin/vhost-de
   install -m 0755 "$vsock" "$prefix/bin/vhost-device-vsock"
   echo "install: $prefix/bin/vhost-device-vsock"
 fi
+command -v virtiofsd >/dev/null || \
+  echo "install: warning: virtiofsd not in PATH (cargo install virtiofsd --locked): bind mounts will fail" >&2
+if fsd=$(command -v virtiofsd) && [ "$fsd" != "$prefix/bin/virtiofsd" ]; then
+  install -m 0755 "$fsd" "$prefix/bin/virtiofsd"
+  echo "install: $prefix/bin/virtiofsd"
+fi
 # Copy through a temp name so a running VM never sees a half-written kernel.
 for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.cpio.gz"; do
   src=${pair%%:*}; name=${pair##*:}

@@ -32,6 +32,12 @@ if ! command -v vhost-device-vsock >/dev/null; then
   log "cargo install vhost-device-vsock"
   cargo install -q --locked vhost-device-vsock
 fi
+# virtio-fs daemon for bind mounts (-v /host/dir:/path); builds against
+# libseccomp-dev and libcap-ng-dev.
+if ! command -v virtiofsd >/dev/null; then
+  log "cargo install virtiofsd"
+  cargo install -q --locked virtiofsd
+fi
 
 log "guest kernel"
 ./scripts/build-kernel.sh >/dev/null

@@ -204,6 +204,11 @@ impl ApiClient {
     pub fn containers_client(&self) -> ContainersClient<Channel> {
         self.containers()
     }
+
+    /// The raw volumes client (typed methods live in `volume.rs`).
+    pub fn volumes_client(&self) -> apiserver::volumes_client::VolumesClient<Channel> {
+        apiserver::volumes_client::VolumesClient::new(self.channel.clone())
+    }
 }
 
 /// Converts a tonic status from any generated client into our error.

@@ -54,6 +54,46 @@ pub struct ContainerConfiguration {
     /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
     #[serde(default)]
     pub security: ProcessSecurity,
+    /// Volumes, bind mounts and tmpfs mounts (`-v`, `--mount`, `--tmpfs`);
+    /// volume sources are volume names, resolved at create time.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// Size of `/dev/shm` in bytes (`--shm-size`).
+    #[serde(default)]
+    pub shm_size_in_bytes: Option<u64>,
+}
+
+/// What kind of filesystem a [`MountSpec`] gives the container.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A named volume (an ext4 image on virtio-blk); an empty source at
+    /// create time asks for a new anonymous volume.
+    #[default]
+    Volume,
+    /// A host file or directory shared over virtio-fs.
+    Bind,
+    /// A tmpfs inside the VM, empty at every start.
+    Tmpfs,
+}
+
+/// One mount of a container, as the user asked for it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Volume, bind or tmpfs.
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// Volume name or absolute host path (empty for tmpfs).
+    #[serde(default)]
+    pub source: String,
+    /// Absolute path in the container.
+    pub destination: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Extra mount options (tmpfs `size=`, `mode=`, ...).
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 /// Lifecycle status as the CLI shows it.
@@ -161,6 +201,12 @@ pub struct CreateOptions {
     /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
     #[serde(default)]
     pub security: ProcessSecurity,
+    /// `-v`, `--mount`, `--tmpfs`.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// `--shm-size` in bytes.
+    #[serde(default)]
+    pub shm_size_in_bytes: Option<u64>,
 }
 
 /// Privileges and limits of the init process beyond the defaults

@@ -8,6 +8,7 @@ pub mod paths;
 pub mod runtime_client;
 pub mod stdio;
 pub mod transport;
+pub mod volume;
 
 /// Generated types and services of the apiserver (`proto/apiserver.proto`).
 pub mod apiserver {

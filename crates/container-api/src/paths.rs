@@ -54,6 +54,16 @@ impl StateRoot {
         self.0.join("containers").join(id)
     }
 
+    /// The directory of all named volumes.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.0.join("volumes")
+    }
+
+    /// The directory of one volume (`volume.img`, `volume.json`).
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        self.volumes_dir().join(name)
+    }
+
     /// The SQLite database of container records.
     pub fn containers_db(&self) -> PathBuf {
         self.0.join("containers.db")

@@ -8,6 +8,7 @@ mod registry;
 mod server;
 mod snapshots;
 mod system;
+mod volumes;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -19,6 +19,8 @@ use crate::containers::ContainersService;
 use crate::images::ImagesService;
 use crate::registry::RegistryService;
 use crate::system::SystemService;
+use crate::volumes::VolumesService;
+use container_api::apiserver::volumes_server::VolumesServer;
 
 /// What `serve` needs to know.
 #[derive(Debug, Clone)]
@@ -98,6 +100,7 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
         .add_service(ContainersServer::new(ContainersService::new(
             shared.clone(),
         )))
+        .add_service(VolumesServer::new(VolumesService::new(shared.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await;
     let _ = std::fs::remove_file(&socket);

@@ -204,6 +204,8 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         default_initfs()?,
     ));
     let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
+    let mounts = crate::mounts::library_mounts(&root, &config.mounts)?;
+    let (read_only, shm_size) = (config.read_only, config.shm_size_in_bytes);
     let p = config.process.clone();
     let security = Security(config.security.clone());
     let (out, err) = (init_out.clone(), init_err.clone());
@@ -231,6 +233,9 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         }
         c.hostname = hostname;
         c.bootlog = Some(bootlog);
+        c.mounts = mounts;
+        c.read_only_rootfs = read_only;
+        c.shm_size_in_bytes = shm_size;
         Ok(())
     });
     let container = match container {

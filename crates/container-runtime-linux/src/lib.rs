@@ -9,6 +9,7 @@
 mod attach;
 mod files;
 mod helper;
+mod mounts;
 mod output;
 mod service;
 

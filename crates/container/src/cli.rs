@@ -33,6 +33,9 @@ pub enum Command {
     System(SystemCommand),
     /// Build an image from a Dockerfile.
     Build(Box<crate::commands::build::BuildArgs>),
+    /// Manage volumes.
+    #[command(subcommand, visible_alias = "v")]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 /// `container system ...`

@@ -155,6 +155,8 @@ pub(crate) fn merge(
         kernel: opts.kernel.clone(),
         read_only: opts.read_only,
         security: opts.security.clone(),
+        mounts: Vec::new(),
+        shm_size_in_bytes: opts.shm_size_in_bytes,
     })
 }
 

@@ -115,10 +115,46 @@ impl ContainersService {
         };
         let content = store.content();
         let image_config = image.config(content, &platform)?;
-        let config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
+        let mut config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
         let id = config.id.clone();
         let db = db(self.root())?;
-        let snap = db.insert(&config)?;
+        if db.find(&id)?.is_some() {
+            return Err(ContainerizationError::exists(format!(
+                "container name '{id}' is already in use"
+            )));
+        }
+        let (desc, manifest) = image.resolve_manifest(content, &platform)?;
+        let layers: Vec<_> = manifest
+            .layers()
+            .iter()
+            .map(|l| content.blob_path(l.digest().as_ref()))
+            .collect();
+        let key = desc.digest().to_string();
+        let snapshots = self.root().path().join("snapshots");
+        let base = tokio::task::spawn_blocking(move || {
+            containerization_ext4::SnapshotStore::open(snapshots)?.get_or_create(
+                &key,
+                &layers,
+                containerization_ext4::DEFAULT_SNAPSHOT_SIZE,
+            )
+        })
+        .await
+        .map_err(|e| ContainerizationError::internal("unpack task failed").with_cause(e))??;
+        // Volumes are resolved (and made) under the volumes lock, held until
+        // the record that references them exists, so no prune slips between.
+        let (snap, new_volumes) = {
+            let _guard = crate::volumes::lock().await;
+            let (mounts, new_volumes) =
+                crate::volumes::prepare_mounts(self.root(), &opts.mounts, &base).await?;
+            config.mounts = mounts;
+            match db.insert(&config) {
+                Ok(snap) => (snap, new_volumes),
+                Err(e) => {
+                    crate::volumes::discard(self.root(), &new_volumes);
+                    return Err(e);
+                }
+            }
+        };
         let dir = self.root().container_dir(&id);
         let result = async {
             std::fs::create_dir_all(&dir)
@@ -126,23 +162,6 @@ impl ContainersService {
             let cfg_json = serde_json::to_vec_pretty(&config)
                 .context(Code::InternalError, "encoding config.json")?;
             write_atomic(&dir.join("config.json"), &cfg_json)?;
-            let (desc, manifest) = image.resolve_manifest(content, &platform)?;
-            let layers: Vec<_> = manifest
-                .layers()
-                .iter()
-                .map(|l| content.blob_path(l.digest().as_ref()))
-                .collect();
-            let key = desc.digest().to_string();
-            let snapshots = self.root().path().join("snapshots");
-            let base = tokio::task::spawn_blocking(move || {
-                containerization_ext4::SnapshotStore::open(snapshots)?.get_or_create(
-                    &key,
-                    &layers,
-                    containerization_ext4::DEFAULT_SNAPSHOT_SIZE,
-                )
-            })
-            .await
-            .map_err(|e| ContainerizationError::internal("unpack task failed").with_cause(e))??;
             containerization::rootfs::create_overlay(
                 &base,
                 &dir.join("rootfs.qcow2"),
@@ -156,6 +175,7 @@ impl ContainersService {
             // Bad input changes nothing.
             let _ = db.remove(&id);
             let _ = std::fs::remove_dir_all(&dir);
+            crate::volumes::discard(self.root(), &new_volumes);
             return Err(e);
         }
         tracing::info!(id = %id, image = %config.image, "container created");
@@ -220,6 +240,7 @@ impl Containers for ContainersService {
             ))
             .into());
         }
+        crate::volumes::check_exclusive(self.root(), &id)?;
         tracing::info!(id = %id, "starting the runtime helper");
         helper::spawn(self.root(), &id).await?;
         let s = ContainersService::get(self, &id)?;

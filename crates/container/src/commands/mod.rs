@@ -5,6 +5,7 @@ pub mod container;
 mod image;
 mod registry;
 mod system;
+pub mod volume;
 
 use container_api::StateRoot;
 use containerization_error::Result;
@@ -21,5 +22,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
         Command::Build(a) => build::run(&root, *a).await,
+        Command::Volume(c) => volume::run(&root, c).await,
     }
 }

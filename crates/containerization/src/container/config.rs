@@ -236,6 +236,11 @@ pub struct Configuration {
     pub stop_timeout: std::time::Duration,
     /// Seccomp profile of the container's processes (exec'd ones too).
     pub seccomp: crate::seccomp::Seccomp,
+    /// Make the container's root filesystem read-only (mount points for the
+    /// extra mounts are still created first).
+    pub read_only_rootfs: bool,
+    /// Size of `/dev/shm` in bytes (`None`: 64 MiB, Docker's default).
+    pub shm_size_in_bytes: Option<u64>,
     /// Run a small init as PID 1 of the container that forwards signals to
     /// the process and reaps orphaned zombies (Docker's `--init`).
     pub init: bool,
@@ -261,6 +266,8 @@ impl Default for Configuration {
             stop_timeout: std::time::Duration::from_secs(5),
             init: false,
             seccomp: crate::seccomp::Seccomp::Default,
+            read_only_rootfs: false,
+            shm_size_in_bytes: None,
         }
     }
 }

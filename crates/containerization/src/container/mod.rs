@@ -75,8 +75,9 @@ pub struct LinuxContainer {
     next_port: AtomicU32,
 }
 
-/// An extra mount and the guest device or virtio-fs tag it comes from.
-type GuestMount = (Mount, Option<String>);
+/// An extra mount, the guest device or virtio-fs tag it comes from, and for
+/// a single shared file, its name inside the shared parent directory.
+type GuestMount = (Mount, Option<String>, Option<String>);
 
 fn guest_disk(index: usize) -> String {
     format!("/dev/vd{}", (b'a' + index as u8) as char)
@@ -218,18 +219,36 @@ impl LinuxContainer {
             match &m.runtime_options {
                 RuntimeOptions::Virtioblk(_) => {
                     vm.block_devices.push(block(m)?);
-                    guest.push((m.clone(), Some(guest_disk(vm.block_devices.len() - 1))));
+                    guest.push((
+                        m.clone(),
+                        Some(guest_disk(vm.block_devices.len() - 1)),
+                        None,
+                    ));
                 }
                 RuntimeOptions::Virtiofs(_) => {
-                    let tag = format!("share{}", vm.shares.len());
-                    vm.shares.push(SharedDirectory {
-                        tag: tag.clone(),
-                        source: m.source.clone().into(),
-                        read_only: m.read_only(),
-                    });
-                    guest.push((m.clone(), Some(tag)));
+                    let (dir, file) = share_source(&m.source)?;
+                    let read_only = m.read_only();
+                    // One virtiofsd per directory: files bound from the same
+                    // directory share it.
+                    let tag = match vm
+                        .shares
+                        .iter()
+                        .find(|s| s.source == dir && s.read_only == read_only)
+                    {
+                        Some(s) => s.tag.clone(),
+                        None => {
+                            let tag = format!("share{}", vm.shares.len());
+                            vm.shares.push(SharedDirectory {
+                                tag: tag.clone(),
+                                source: dir,
+                                read_only,
+                            });
+                            tag
+                        }
+                    };
+                    guest.push((m.clone(), Some(tag), file));
                 }
-                RuntimeOptions::Any => guest.push((m.clone(), None)),
+                RuntimeOptions::Any => guest.push((m.clone(), None, None)),
             }
         }
         for i in &config.interfaces {
@@ -261,7 +280,9 @@ impl LinuxContainer {
             .mount(&self.rootfs.r#type, &guest_disk(0), &root, &root_opts)
             .await?;
         let mut spec_mounts = Vec::new();
-        for (i, (m, dev)) in guest_mounts.iter().enumerate() {
+        // Guest mount point of each device or tag already mounted.
+        let mut mounted: Vec<(String, String)> = Vec::new();
+        for (i, (m, dev, file)) in guest_mounts.iter().enumerate() {
             match (&m.runtime_options, dev) {
                 (RuntimeOptions::Any, _) | (_, None) => spec_mounts.push(SpecMount {
                     kind: m.r#type.clone(),
@@ -271,16 +292,27 @@ impl LinuxContainer {
                 }),
                 (RuntimeOptions::Virtioblk(_), Some(dev))
                 | (RuntimeOptions::Virtiofs(_), Some(dev)) => {
-                    let at = format!("{base}/mounts/{i}");
-                    agent.mkdir(&at, true, 0o755).await?;
-                    agent.mount(&m.r#type, dev, &at, &m.options).await?;
+                    let at = match mounted.iter().find(|(d, _)| d == dev) {
+                        Some((_, at)) => at.clone(),
+                        None => {
+                            let at = format!("{base}/mounts/{i}");
+                            agent.mkdir(&at, true, 0o755).await?;
+                            agent.mount(&m.r#type, dev, &at, &m.options).await?;
+                            mounted.push((dev.clone(), at.clone()));
+                            at
+                        }
+                    };
+                    let source = match file {
+                        Some(f) => format!("{at}/{f}"),
+                        None => at,
+                    };
                     let mut options = vec!["rbind".to_string()];
                     if m.read_only() {
                         options.push("ro".into());
                     }
                     spec_mounts.push(SpecMount {
                         kind: "bind".into(),
-                        source: at,
+                        source,
                         destination: m.destination.clone(),
                         options,
                     });
@@ -632,6 +664,28 @@ impl LinuxContainer {
             .as_ref()
             .map(|v| v.pids())
             .unwrap_or_default()
+    }
+}
+
+/// The host directory to share for a share mount of `source`, and the file
+/// to bind from it when `source` is a single file (virtio-fs shares
+/// directories only, so a file is served by sharing its parent).
+fn share_source(source: &str) -> Result<(std::path::PathBuf, Option<String>)> {
+    let path = std::path::Path::new(source);
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ContainerizationError::not_found(format!("share source {source} does not exist"))
+            .with_cause(e)
+    })?;
+    if meta.is_dir() {
+        return Ok((path.to_path_buf(), None));
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+            Ok((dir.to_path_buf(), Some(name.to_string_lossy().into_owned())))
+        }
+        _ => Err(ContainerizationError::invalid_argument(format!(
+            "share source {source} must be an absolute path"
+        ))),
     }
 }
 

@@ -51,11 +51,16 @@ pub(crate) fn container_spec(
     root: &str,
     extra_mounts: &[SpecMount],
 ) -> Value {
+    let shm_kib = config
+        .shm_size_in_bytes
+        .unwrap_or(64 << 20)
+        .div_ceil(1024)
+        .max(1);
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_kib}k")]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
@@ -74,10 +79,16 @@ pub(crate) fn container_spec(
         config.hostname.as_str()
     };
     let cpus = u64::from(config.cpus.max(1));
+    let mut annotations = serde_json::Map::new();
+    if config.init {
+        // Read by the agent's vmexec (crates/vminitd/src/container/init.rs).
+        annotations.insert("com.apple.container.init".into(), "true".into());
+    }
     json!({
+        "annotations": annotations,
         "ociVersion": "1.0.2",
         "process": process_json(process),
-        "root": {"path": root, "readonly": false},
+        "root": {"path": root, "readonly": config.read_only_rootfs},
         "hostname": hostname,
         "annotations": if config.init {
             json!({vminitd_api::INIT_ANNOTATION: "true"})

@@ -250,7 +250,10 @@ impl QemuVirtualMachineInstance {
                 .arg("--sandbox=none")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null());
+                .stderr(
+                    std::fs::File::create(self.dir().join(format!("virtiofsd{i}.log")))
+                        .map_err(io_err("cannot create helper log"))?,
+                );
             if share.read_only {
                 cmd.arg("--readonly");
             }

@@ -205,24 +205,7 @@ pub fn resolve_user(p: &ProcessFlags) -> Option<String> {
 impl RunArgs {
     /// Validates the flags and builds the create request.
     pub fn to_options(&self) -> Result<CreateOptions> {
-        if !self.volumes.is_empty() {
-            return Err(unsupported(
-                "-v/--volume",
-                "volumes arrive with the volume issue",
-            ));
-        }
-        if !self.mount.is_empty() {
-            return Err(unsupported(
-                "--mount",
-                "volumes arrive with the volume issue",
-            ));
-        }
-        if !self.tmpfs.is_empty() {
-            return Err(unsupported(
-                "--tmpfs",
-                "volumes arrive with the volume issue",
-            ));
-        }
+        let mounts = super::mounts::parse_all(&self.volumes, &self.mount, &self.tmpfs)?;
         if !self.publish.is_empty() {
             return Err(unsupported(
                 "-p/--publish",
@@ -245,7 +228,7 @@ impl RunArgs {
         if self.init_image.is_some() {
             return Err(unsupported(
                 "--init-image",
-                "the guest's init comes from the initfs",
+                "the guest init comes from the installed initfs",
             ));
         }
         let security = container_api::config::ProcessSecurity {
@@ -265,12 +248,18 @@ impl RunArgs {
             .security_opt
             .iter()
             .try_fold(security, |s, o| apply_security_opt(s, o))?;
-        if self.shm_size.is_some() || self.read_only {
-            return Err(unsupported(
-                "--shm-size/--read-only",
-                "not wired to the runtime yet",
-            ));
-        }
+        let shm_size_in_bytes = match self.shm_size.as_deref() {
+            Some(s) => {
+                let n = parse_memory(s)?;
+                if n < 4096 {
+                    return Err(ContainerizationError::invalid_argument(format!(
+                        "invalid --shm-size '{s}': it must be at least 4K"
+                    )));
+                }
+                Some(n)
+            }
+            None => None,
+        };
         let mut labels = std::collections::BTreeMap::new();
         for l in &self.labels {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -300,6 +289,8 @@ impl RunArgs {
             kernel: self.kernel.as_ref().map(|k| k.display().to_string()),
             read_only: self.read_only,
             security,
+            mounts,
+            shm_size_in_bytes,
         })
     }
 }

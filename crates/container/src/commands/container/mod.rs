@@ -5,6 +5,7 @@ pub mod args;
 mod attach;
 mod files;
 mod manage;
+mod mounts;
 mod query;
 mod run;
 

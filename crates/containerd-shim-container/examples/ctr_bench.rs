@@ -2,7 +2,7 @@
 //! through `io.containerd.runc.v2`, same private containerd, same image, same
 //! run; and the rootfs copy's throughput (snapshot tree -> ext4 image).
 //!
-//! `cargo build -p containerd-shim-container && cargo run -p containerd-shim-container --example bench`
+//! `cargo build -p containerd-shim-container && cargo run -p containerd-shim-container --example ctr_bench`
 //! (`BENCH_RUNS=N`, default 3, runs of each runtime).
 
 #[path = "../tests/common/mod.rs"]
