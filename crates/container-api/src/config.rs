@@ -51,6 +51,15 @@ pub struct ContainerConfiguration {
     pub kernel: Option<String>,
     /// Mount the rootfs read-only.
     pub read_only: bool,
+    /// Interfaces, in order (`eth0`, `eth1`, ...); empty: no network.
+    #[serde(default)]
+    pub networks: Vec<crate::network::NetworkAttachment>,
+    /// Published ports.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PublishPort>,
+    /// Resolver settings.
+    #[serde(default)]
+    pub dns: crate::network::DnsSettings,
 }
 
 /// Lifecycle status as the CLI shows it.
@@ -155,4 +164,13 @@ pub struct CreateOptions {
     pub kernel: Option<String>,
     /// `--read-only`.
     pub read_only: bool,
+    /// `--network` (empty: the default network).
+    #[serde(default)]
+    pub networks: Vec<crate::network::NetworkRequest>,
+    /// `-p`.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PublishPort>,
+    /// `--dns*`, `--no-dns`.
+    #[serde(default)]
+    pub dns: crate::network::DnsSettings,
 }

@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub images: containerization_oci::ImageStore,
     pub started: String,
     pub shutdown: Notify,
+    pub nets: Arc<crate::networks::Nets>,
 }
 
 /// Serves until a `Shutdown` RPC, SIGTERM or SIGINT; removes the socket and
@@ -54,11 +55,13 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     write_pid_file(&root.apiserver_pid())?;
 
     let images = containerization_oci::ImageStore::open(root.path())?;
+    let nets = crate::networks::Nets::start(&root).await?;
     let shared = Arc::new(Shared {
         root: root.clone(),
         images,
         started: chrono::Utc::now().to_rfc3339(),
         shutdown: Notify::new(),
+        nets: nets.clone(),
     });
     // Containers whose helper died while we were away are marked stopped;
     // live helpers are found again through containers.db.
@@ -98,6 +101,11 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
         .add_service(ContainersServer::new(ContainersService::new(
             shared.clone(),
         )))
+        .add_service(
+            container_api::apiserver::networks_server::NetworksServer::new(
+                crate::networks::NetworksService::new(nets),
+            ),
+        )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await;
     let _ = std::fs::remove_file(&socket);

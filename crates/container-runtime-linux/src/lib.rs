@@ -8,7 +8,9 @@
 
 mod attach;
 mod helper;
+mod network;
 mod output;
+mod publish;
 mod service;
 
 use std::ffi::OsString;

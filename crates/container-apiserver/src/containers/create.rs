@@ -139,6 +139,7 @@ pub(crate) fn merge(
         auto_remove: opts.auto_remove,
         kernel: opts.kernel.clone(),
         read_only: opts.read_only,
+        ..Default::default()
     })
 }
 

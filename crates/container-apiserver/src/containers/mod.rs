@@ -115,10 +115,30 @@ impl ContainersService {
         };
         let content = store.content();
         let image_config = image.config(content, &platform)?;
-        let config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
+        let mut config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
         let id = config.id.clone();
         let db = db(self.root())?;
-        let snap = db.insert(&config)?;
+        // Addresses are allocated under the lock that also guards releasing
+        // those of vanished containers, and only for a name not in use.
+        let nets = &self.shared.nets;
+        let _net_lock = nets.create_lock.lock().await;
+        nets.gc();
+        if db.find(&id)?.is_none() {
+            let (networks, dns) = nets.attach(&id, &opts)?;
+            config.networks = networks;
+            config.publish = opts.publish.clone();
+            config.dns = dns;
+        }
+        let snap = match db.insert(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                if !config.networks.is_empty() {
+                    nets.release(&id);
+                }
+                return Err(e);
+            }
+        };
+        drop(_net_lock);
         let dir = self.root().container_dir(&id);
         let result = async {
             std::fs::create_dir_all(&dir)
@@ -155,6 +175,7 @@ impl ContainersService {
         if let Err(e) = result {
             // Bad input changes nothing.
             let _ = db.remove(&id);
+            self.shared.nets.release(&id);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -290,6 +311,7 @@ impl Containers for ContainersService {
             }
         }
         db(self.root())?.remove(&req.id)?;
+        self.shared.nets.release(&req.id);
         let dir = self.root().container_dir(&req.id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

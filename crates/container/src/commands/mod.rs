@@ -2,6 +2,7 @@
 
 pub mod container;
 mod image;
+pub mod network;
 mod registry;
 mod system;
 
@@ -19,5 +20,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Image(c) => image::run(&root, c).await,
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
+        Command::Network(c) => network::run(&root, c).await,
     }
 }

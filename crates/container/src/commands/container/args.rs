@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use container_api::config::CreateOptions;
+use container_api::network::{DnsSettings, NetworkRequest, PublishPort};
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
 
 use crate::cli::{PlatformArgs, SchemeArg};
@@ -220,25 +221,6 @@ impl RunArgs {
                 "volumes arrive with the volume issue",
             ));
         }
-        if !self.publish.is_empty() {
-            return Err(unsupported(
-                "-p/--publish",
-                "networking arrives with the network issue",
-            ));
-        }
-        if !self.network.is_empty() {
-            return Err(unsupported(
-                "--network",
-                "networking arrives with the network issue",
-            ));
-        }
-        if !self.dns.is_empty()
-            || self.dns_domain.is_some()
-            || !self.dns_option.is_empty()
-            || !self.dns_search.is_empty()
-        {
-            return Err(unsupported("--dns*", "containers have no network yet"));
-        }
         if self.init || self.init_image.is_some() {
             return Err(unsupported(
                 "--init/--init-image",
@@ -285,6 +267,23 @@ impl RunArgs {
             auto_remove: self.rm,
             kernel: self.kernel.as_ref().map(|k| k.display().to_string()),
             read_only: self.read_only,
+            networks: self
+                .network
+                .iter()
+                .map(|n| NetworkRequest::parse(n))
+                .collect::<Result<_>>()?,
+            publish: self
+                .publish
+                .iter()
+                .map(|p| PublishPort::parse(p))
+                .collect::<Result<_>>()?,
+            dns: DnsSettings {
+                disabled: self.no_dns,
+                nameservers: self.dns.clone(),
+                domain: self.dns_domain.clone(),
+                search_domains: self.dns_search.clone(),
+                options: self.dns_option.clone(),
+            },
         })
     }
 }
