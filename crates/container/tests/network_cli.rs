@@ -223,6 +223,14 @@ fn networks_dns_isolation_publishing_and_restart() {
         "lonely",
         "--network",
         "iso",
+        "--dns",
+        "10.1.1.1",
+        "--dns-search",
+        "example.org",
+        "--dns-option",
+        "ndots:2",
+        "--dns-domain",
+        "corp.test",
         &image,
         "sleep",
         "100000",
@@ -279,6 +287,20 @@ fn networks_dns_isolation_publishing_and_restart() {
     // Outbound: a NAT'd network routes out, an internal one has no route.
     let r = exec(&d, "cli", "timeout 10 wget -q -O - http://10.200.0.1:8081/");
     assert_eq!((r.code, r.stdout.trim()), (0, "outside-ok"), "{}", r.stderr);
+    let r = exec(&d, "lonely", "cat /etc/resolv.conf");
+    for want in [
+        "nameserver 10.1.1.1",
+        "example.org",
+        "options ndots:2",
+        "domain corp.test",
+    ] {
+        assert!(
+            r.stdout.contains(want),
+            "--dns* honoured ({want}): {}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("10.89.0.1"), "{}", r.stdout);
     let r = exec(&d, "lonely", "ip route");
     assert!(
         !r.stdout.contains("default"),
@@ -367,6 +389,35 @@ fn networks_dns_isolation_publishing_and_restart() {
         d.run(&["rm", &format!("m{i}")]).ok();
     }
     d.run(&["rm", "n1"]).ok();
+    // --network none: no interface; -p then has nothing to forward to.
+    d.run(&[
+        "create",
+        "--name",
+        "nonet",
+        "--network",
+        "none",
+        &image,
+        "true",
+    ])
+    .ok();
+    assert!(addresses(&d, "nonet").is_empty());
+    d.run(&["rm", "nonet"]).ok();
+    let r = d.run(&[
+        "create",
+        "--network",
+        "none",
+        "-p",
+        "18081:80",
+        &image,
+        "true",
+    ]);
+    assert_ne!(r.code, 0, "-p without a network refused");
+    let r = d.run(&["create", "--network", "nosuch", &image, "true"]);
+    assert!(
+        r.code != 0 && r.stderr.contains("not found"),
+        "{}",
+        r.stderr
+    );
 
     // A daemon restart keeps addresses, forwards and names.
     d.run(&["system", "stop"]).ok();
