@@ -91,7 +91,7 @@ impl Nets {
         let networks = self.networks.clone();
         let name = s.config.id.clone();
         let lookup: containerization::network::dns::Lookup =
-            Arc::new(move |host| networks.lookup(&name, host));
+            Arc::new(move |host, client| networks.lookup_for(&name, client, host));
         let gateways: Vec<IpAddr> = self
             .networks
             .list()

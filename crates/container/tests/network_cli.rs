@@ -271,6 +271,9 @@ fn networks_dns_isolation_publishing_and_restart() {
         "{}",
         r.stdout
     );
+    // Names resolve across any network two containers share.
+    let r = exec(&d, "cli", "ping -c 1 -W 5 other");
+    assert!(r.stdout.contains("10.88.0.3"), "{}{}", r.stdout, r.stderr);
     let r = exec(&d, "other", "ping -c 1 -W 5 10.88.0.2");
     assert_eq!(
         r.code, 0,
@@ -470,4 +473,31 @@ fn networks_dns_isolation_publishing_and_restart() {
         2,
         "only the default network's chains: {rules}"
     );
+}
+
+#[test]
+fn without_cap_net_admin_networking_fails_clearly() {
+    private_netns();
+    let d = Daemon::new();
+    // Root without CAP_NET_ADMIN: dropped from the bounding set, so neither
+    // the CLI nor the daemon it starts has it after exec.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-net_admin", "--inh-caps", "-net_admin"])
+        .arg(env!("CARGO_BIN_EXE_container"))
+        .args(["system", "start"])
+        .env("CONTAINER_ROOT", d.root.path())
+        .env("CONTAINER_DEFAULT_SUBNET", "192.168.64.0/24")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv (util-linux) is installed");
+    assert!(
+        out.status.success(),
+        "the daemon starts without networking: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = d.run(&["network", "create", "--subnet", "10.66.0.0/24", "x"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("CAP_NET_ADMIN"), "{}", r.stderr);
+    let ls = d.run(&["network", "ls", "--format", "json"]).ok();
+    assert_eq!(ls.trim(), "[]", "nothing half-made is left: {ls}");
 }

@@ -11,8 +11,9 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType, rdata::A};
 use tokio::net::UdpSocket;
 
-/// Finds the address of a container name on the served network.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Ipv4Addr> + Send + Sync>;
+/// Finds the address of a container name for the client asking (its source
+/// address tells which networks it shares with whom).
+pub type Lookup = Arc<dyn Fn(&str, IpAddr) -> Option<Ipv4Addr> + Send + Sync>;
 
 /// Default domain container names live under (`web.container`).
 pub const DEFAULT_DOMAIN: &str = "container";
@@ -89,7 +90,7 @@ impl DnsServer {
                 }
             };
             let packet = buf[..n].to_vec();
-            match me.answer_local(&packet) {
+            match me.answer_local(&packet, from.ip()) {
                 Some(reply) => {
                     let _ = me.socket.send_to(&reply, from).await;
                 }
@@ -102,7 +103,7 @@ impl DnsServer {
     }
 
     /// A reply from our own names, or `None` to forward.
-    fn answer_local(&self, packet: &[u8]) -> Option<Vec<u8>> {
+    fn answer_local(&self, packet: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         let query = Message::from_vec(packet).ok()?;
         if query.metadata.message_type != MessageType::Query {
             return None;
@@ -118,7 +119,7 @@ impl DnsServer {
         let found = if short.contains('.') {
             None
         } else {
-            (self.lookup)(short)
+            (self.lookup)(short, client)
         };
         // Dotted names go upstream; an unknown single label (or one under
         // our domain) is answered NXDOMAIN without a round trip.
@@ -197,13 +198,14 @@ mod tests {
     #[tokio::test]
     async fn answers_container_names_and_forwards_the_rest() {
         // The "upstream" is a second instance of the server that knows other names.
-        let up_lookup: Lookup = Arc::new(|n| (n == "far").then_some(Ipv4Addr::new(10, 0, 0, 9)));
+        let up_lookup: Lookup = Arc::new(|n, _| (n == "far").then_some(Ipv4Addr::new(10, 0, 0, 9)));
         let up = DnsServer::bind("127.0.0.1:0".parse().unwrap(), up_lookup, "example", vec![])
             .await
             .unwrap();
         let up_addr = up.socket.local_addr().unwrap();
         tokio::spawn(up.serve());
-        let lookup: Lookup = Arc::new(|n| (n == "web").then_some(Ipv4Addr::new(192, 168, 64, 2)));
+        let lookup: Lookup =
+            Arc::new(|n, _| (n == "web").then_some(Ipv4Addr::new(192, 168, 64, 2)));
         let s = DnsServer::bind(
             "127.0.0.1:0".parse().unwrap(),
             lookup,

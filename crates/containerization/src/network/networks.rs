@@ -3,7 +3,7 @@
 //! network under `<root>/networks/`, and the kernel objects behind them.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -388,7 +388,34 @@ impl Networks {
         Ok(())
     }
 
-    /// Address of container `name` on `network`, for the DNS server.
+    /// Address of container `name` as seen by `client` asking the DNS server
+    /// of `network`: its address on `network`, else on another network the
+    /// client's container is also attached to.
+    pub fn lookup_for(&self, network: &str, client: IpAddr, name: &str) -> Option<Ipv4Addr> {
+        if let Some(a) = self.lookup(network, name) {
+            return Some(a);
+        }
+        let IpAddr::V4(client) = client else {
+            return None;
+        };
+        let map = self.state.lock().ok()?;
+        let asker = map
+            .get(network)?
+            .ipam
+            .allocations
+            .iter()
+            .find(|(_, a)| **a == client)
+            .and_then(|(h, _)| h.rsplit_once('/'))
+            .map(|(c, _)| format!("{c}/"))?;
+        let (want, mine) = (format!("{name}/"), asker);
+        map.values()
+            .filter(|s| s.ipam.allocations.keys().any(|h| h.starts_with(&mine)))
+            .flat_map(|s| s.ipam.allocations.iter())
+            .find(|(h, _)| h.starts_with(&want))
+            .map(|(_, a)| *a)
+    }
+
+    /// Address of container `name` on `network`.
     pub fn lookup(&self, network: &str, name: &str) -> Option<Ipv4Addr> {
         let map = self.state.lock().ok()?;
         let s = map.get(network)?;
