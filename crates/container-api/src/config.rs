@@ -60,6 +60,9 @@ pub struct ContainerConfiguration {
     /// Resolver settings.
     #[serde(default)]
     pub dns: crate::network::DnsSettings,
+    /// Published unix sockets.
+    #[serde(default)]
+    pub publish_sockets: Vec<crate::network::PublishSocket>,
 }
 
 /// Lifecycle status as the CLI shows it.
@@ -173,4 +176,7 @@ pub struct CreateOptions {
     /// `--dns*`, `--no-dns`.
     #[serde(default)]
     pub dns: crate::network::DnsSettings,
+    /// `--publish-socket`.
+    #[serde(default)]
+    pub publish_sockets: Vec<crate::network::PublishSocket>,
 }

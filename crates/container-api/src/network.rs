@@ -194,6 +194,31 @@ impl PublishPort {
     }
 }
 
+/// `--publish-socket HOST.sock:CTR.sock`: connections to the host socket
+/// reach the container's socket (relayed over vsock by the agent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishSocket {
+    /// Absolute host path the relay listens on.
+    pub host_path: String,
+    /// Absolute path of the socket inside the container.
+    pub container_path: String,
+}
+
+impl PublishSocket {
+    /// Parses `HOST_PATH:CONTAINER_PATH` (both absolute).
+    pub fn parse(spec: &str) -> Result<PublishSocket> {
+        match spec.split_once(':') {
+            Some((h, c)) if h.starts_with('/') && c.starts_with('/') => Ok(PublishSocket {
+                host_path: h.to_string(),
+                container_path: c.to_string(),
+            }),
+            _ => Err(ContainerizationError::invalid_argument(format!(
+                "invalid --publish-socket '{spec}': use /host/path.sock:/container/path.sock"
+            ))),
+        }
+    }
+}
+
 /// Resolver settings written to the container's `/etc/resolv.conf`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DnsSettings {

@@ -274,6 +274,16 @@ impl Nets {
     }
 }
 
+/// Deletes the TAPs of a container whose helper is gone (absent is fine).
+pub(crate) async fn delete_taps(config: &container_api::ContainerConfiguration) {
+    use containerization::network::HostNetwork;
+    for a in &config.networks {
+        if let Err(e) = KernelNetwork.delete_link(&a.tap).await {
+            tracing::warn!(tap = %a.tap, "deleting a leftover TAP failed: {e}");
+        }
+    }
+}
+
 /// Refuses a published port something on the host already holds.
 fn port_free(p: &PublishPort) -> Result<()> {
     let ip: IpAddr = p.host_ip.parse().map_err(|_| {

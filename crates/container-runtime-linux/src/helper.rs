@@ -272,6 +272,19 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         return Err(e);
     }
     crate::publish::spawn(forwarders);
+    for ps in &config.publish_sockets {
+        let relay = containerization::UnixSocketConfiguration {
+            source: ps.container_path.clone().into(),
+            destination: ps.host_path.clone().into(),
+            direction: containerization::container::SocketDirection::OutOf,
+        };
+        if let Err(e) = container.relay_unix_socket(relay).await {
+            let _ = db.set_created(&id);
+            let _ = container.stop().await;
+            crate::network::delete_taps(&config).await;
+            return Err(e);
+        }
+    }
     let (exit, _) = watch::channel(None);
     let helper = Arc::new(Helper {
         id: id.clone(),
@@ -305,6 +318,9 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("stdio.sock"));
     crate::network::delete_taps(&helper.config).await;
+    for ps in &helper.config.publish_sockets {
+        let _ = std::fs::remove_file(&ps.host_path);
+    }
     if helper.config.auto_remove {
         tracing::info!("removing the container (--rm)");
         let _ = helper.db(|db| db.remove(&id));

@@ -89,8 +89,24 @@ fn udp_echo_binary(dir: &std::path::Path) -> String {
     std::fs::write(
         &src,
         r#"#include <sys/socket.h>
+#include <sys/un.h>
 #include <netinet/in.h>
+#include <unistd.h>
+#include <string.h>
+/* A unix stream echo at /tmp/echo.sock (child) and a UDP echo on 9090. */
 int main(void) {
+  if (fork() == 0) {
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un ua = {0};
+    ua.sun_family = AF_UNIX; strcpy(ua.sun_path, "/tmp/echo.sock");
+    unlink(ua.sun_path);
+    if (bind(u, (struct sockaddr *)&ua, sizeof ua) || listen(u, 8)) return 1;
+    for (;;) {
+      int c = accept(u, 0, 0); char b[256]; int n;
+      while ((n = read(c, b, sizeof b)) > 0) write(c, b, n);
+      close(c);
+    }
+  }
   int s = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET; a.sin_port = htons(9090);
@@ -132,6 +148,7 @@ fn networks_dns_isolation_publishing_and_restart() {
         }
     });
 
+    let host_sock = tmp.path().join("web.sock");
     let reg = Registry::start(None);
     reg.push_busybox("test/busybox:latest", None);
     let image = format!("{}/test/busybox:latest", reg.host());
@@ -170,6 +187,8 @@ fn networks_dns_isolation_publishing_and_restart() {
         "127.0.0.1:18080:80",
         "-p",
         "127.0.0.1:19090:9090/udp",
+        "--publish-socket",
+        &format!("{}:/tmp/echo.sock", host_sock.display()),
         &image,
         "sh",
         "-c",
@@ -344,6 +363,22 @@ fn networks_dns_isolation_publishing_and_restart() {
         }
     }
     assert_eq!(echoed, "ping-udp");
+    // Published unix socket, relayed through the agent over vsock.
+    let mut echoed = String::new();
+    for _ in 0..60 {
+        if let Ok(mut c) = std::os::unix::net::UnixStream::connect(&host_sock) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            // No half-close: vsock relays end the whole stream on it.
+            let _ = c.write_all(b"ping-unix");
+            let mut got = [0u8; 9];
+            if c.read_exact(&mut got).is_ok() {
+                echoed = String::from_utf8_lossy(&got).into_owned();
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(echoed, "ping-unix");
 
     // IPAM: a freed address is reused, never duplicated; 20 containers
     // (created, not booted) get distinct addresses.
@@ -439,6 +474,10 @@ fn networks_dns_isolation_publishing_and_restart() {
 
     // Published ports close with the container; everything is removed on delete.
     d.run(&["stop", "web"]).ok();
+    assert!(
+        !host_sock.exists(),
+        "published socket removed with the container"
+    );
     assert!(
         TcpStream::connect("127.0.0.1:18080").is_err(),
         "port closed with the container"

@@ -127,6 +127,7 @@ impl ContainersService {
             let (networks, dns) = nets.attach(&id, &opts)?;
             config.networks = networks;
             config.publish = opts.publish.clone();
+            config.publish_sockets = opts.publish_sockets.clone();
             config.dns = dns;
         }
         let snap = match db.insert(&config) {
@@ -311,6 +312,8 @@ impl Containers for ContainersService {
             }
         }
         db(self.root())?.remove(&req.id)?;
+        // A helper killed outright cannot have removed its TAPs.
+        crate::networks::delete_taps(&s.configuration).await;
         self.shared.nets.release(&req.id);
         let dir = self.root().container_dir(&req.id);
         if dir.exists() {

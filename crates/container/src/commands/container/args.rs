@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use container_api::config::CreateOptions;
-use container_api::network::{DnsSettings, NetworkRequest, PublishPort};
+use container_api::network::{DnsSettings, NetworkRequest, PublishPort, PublishSocket};
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
 
 use crate::cli::{PlatformArgs, SchemeArg};
@@ -127,6 +127,9 @@ pub struct RunArgs {
     /// Network to attach.
     #[arg(long)]
     pub network: Vec<String>,
+    /// Relay a container unix socket to the host: /host.sock:/container.sock.
+    #[arg(long = "publish-socket")]
+    pub publish_socket: Vec<String>,
     /// Image reference.
     pub image: String,
     /// Command and arguments (replace the image's Cmd).
@@ -276,6 +279,11 @@ impl RunArgs {
                 .publish
                 .iter()
                 .map(|p| PublishPort::parse(p))
+                .collect::<Result<_>>()?,
+            publish_sockets: self
+                .publish_socket
+                .iter()
+                .map(|p| PublishSocket::parse(p))
                 .collect::<Result<_>>()?,
             dns: DnsSettings {
                 disabled: self.no_dns,
