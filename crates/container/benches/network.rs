@@ -2,7 +2,9 @@
 //! published port and container -> container over a bridge, against host
 //! loopback measured in the same run; connection setup latency through the
 //! publish proxy against a direct connection to the container's address.
-//! Runs in a network namespace of its own, like the network tests.
+//! The same transfer straight to the container's address (no proxy) shows
+//! what the proxy costs. Runs in a network namespace of its own, like the
+//! network tests.
 //!
 //! `cargo test -p container --bench network` (debug build; add
 //! `--release` on a machine with CPU to spare). `NET_BENCH_MIB` sets the
@@ -106,6 +108,7 @@ fn main() {
     // Server: a sink on 5001 (published) and 5002 (for the peer), httpd on 80.
     let script = "mkdir -p /www; echo hi > /www/index.html; httpd -p 80 -h /www; \
         (while :; do nc -l -p 5002 </dev/null >/dev/null; done) & \
+        (while :; do nc -l -p 5003 </dev/null >/dev/null; done) & \
         while :; do nc -l -p 5001 </dev/null >/dev/null; done";
     d.run(&[
         "run",
@@ -127,6 +130,7 @@ fn main() {
 
     let base = loopback(bytes);
     let published = push("127.0.0.1:15001", bytes);
+    let direct_bw = push("192.168.64.2:5003", bytes);
     // Container -> container: wall time of the exec minus an empty exec.
     let empty = {
         let t = Instant::now();
@@ -157,6 +161,11 @@ fn main() {
     println!(
         "  host -> container (-p proxy)  {published:10.1} MiB/s  ratio {:.3}",
         published / base
+    );
+    println!(
+        "  host -> container (direct IP)  {direct_bw:10.1} MiB/s  ratio {:.3}; proxy vs direct {:.2}",
+        direct_bw / base,
+        published / direct_bw
     );
     println!(
         "  container -> container        {c2c:10.1} MiB/s  ratio {:.3}",
