@@ -13,7 +13,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 pkgs=(qemu-system-x86 qemu-utils/bookworm linux-source-6.1 busybox-static
       docker-registry skopeo umoci e2fsprogs libseccomp-dev libcap-ng-dev
       flex bison bc libelf-dev libssl-dev lz4 cpio xz-utils nftables iproute2
-      pkg-config apache2-utils curl file build-essential)
+      pkg-config apache2-utils curl file build-essential
+      containerd runc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -63,6 +63,9 @@ pub struct ContainerConfiguration {
     /// Published unix sockets.
     #[serde(default)]
     pub publish_sockets: Vec<crate::network::PublishSocket>,
+    /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
+    #[serde(default)]
+    pub security: ProcessSecurity,
 }
 
 /// Lifecycle status as the CLI shows it.
@@ -179,4 +182,33 @@ pub struct CreateOptions {
     /// `--publish-socket`.
     #[serde(default)]
     pub publish_sockets: Vec<crate::network::PublishSocket>,
+    /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
+    #[serde(default)]
+    pub security: ProcessSecurity,
+}
+
+/// Privileges and limits of the init process beyond the defaults
+/// (Docker's capability set, `RLIMIT_NOFILE` 1024).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessSecurity {
+    /// `--ulimit`: (`RLIMIT_NOFILE`, soft, hard); replaces a default of the same kind.
+    #[serde(default)]
+    pub rlimits: Vec<(String, u64, u64)>,
+    /// `--cap-add`: `CAP_*` names, or `ALL`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`: `CAP_*` names, or `ALL`.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--init`: a small init is PID 1 of the container, forwards signals to
+    /// the process and reaps zombies.
+    #[serde(default)]
+    pub init: bool,
+    /// `--security-opt seccomp=...`: `None` the default profile, `Some("unconfined")`
+    /// none, otherwise the profile's JSON text (read by the CLI).
+    #[serde(default)]
+    pub seccomp: Option<String>,
+    /// `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }

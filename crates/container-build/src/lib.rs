@@ -8,11 +8,15 @@
 //! [`Dockerfile::target_stages`] and [`Dockerfile::dependency_edges`] give
 //! the executor its build plan. Every error is `InvalidArgument` with a
 //! message that starts `Dockerfile:<line>:`.
+//!
+//! [`exec`] runs the plan: each needed stage becomes an OCI image in the
+//! local store, RUN steps in VMs, every step cached.
 
 mod ast;
 mod copy;
 mod dockerignore;
 mod error;
+pub mod exec;
 mod flags;
 mod glob;
 mod graph;

@@ -231,6 +231,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let net_config = config.clone();
     let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
     let p = config.process.clone();
+    let security = Security(config.security.clone());
     let (out, err) = (init_out.clone(), init_err.clone());
     let (cpus, memory, hostname) = (config.cpus, config.memory_in_bytes, config.hostname.clone());
     let bootlog = dir.join("bootlog");
@@ -244,6 +245,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
             c.process.user = User::parse(&p.user)?;
         }
         c.process.terminal = p.terminal;
+        security.apply(c)?;
         c.process.stdin = stdin;
         c.process.stdout = Stdio::Writer(Box::new(Output::new("stdout", Some(log.clone()), out)));
         c.process.stderr = Stdio::Writer(Box::new(Output::new("stderr", Some(log), err)));
@@ -327,4 +329,35 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     served.context(Code::InternalError, "serving runtime.sock")
+}
+
+/// The container's `--ulimit`, `--cap-add/--cap-drop` and `--init`.
+struct Security(container_api::config::ProcessSecurity);
+
+impl Security {
+    fn apply(&self, c: &mut containerization::Configuration) -> Result<()> {
+        for (kind, soft, hard) in &self.0.rlimits {
+            c.process.set_rlimit(containerization::container::Rlimit {
+                kind: kind.clone(),
+                soft: *soft,
+                hard: *hard,
+            });
+        }
+        c.process
+            .adjust_capabilities(&self.0.cap_add, &self.0.cap_drop)?;
+        c.init = self.0.init;
+        c.process.no_new_privileges |= self.0.no_new_privileges;
+        c.seccomp = match self.0.seccomp.as_deref() {
+            None => containerization::seccomp::Seccomp::Default,
+            Some("unconfined") => containerization::seccomp::Seccomp::Unconfined,
+            Some(json) => containerization::seccomp::Seccomp::Profile(
+                serde_json::from_str(json).map_err(|e| {
+                    containerization::ContainerizationError::invalid_argument(format!(
+                        "invalid seccomp profile: {e}"
+                    ))
+                })?,
+            ),
+        };
+        Ok(())
+    }
 }

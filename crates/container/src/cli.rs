@@ -34,6 +34,8 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand, visible_alias = "n")]
     Network(crate::commands::network::NetworkCommand),
+    /// Build an image from a Dockerfile.
+    Build(Box<crate::commands::build::BuildArgs>),
 }
 
 /// `container system ...`

@@ -11,6 +11,7 @@ pub mod manager;
 pub mod mount;
 pub mod network;
 pub mod rootfs;
+pub mod seccomp;
 pub mod statistics;
 pub mod terminal;
 pub mod vmm;

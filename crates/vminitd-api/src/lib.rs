@@ -28,6 +28,10 @@ pub const AGENT_PORT: u32 = 1024;
 /// under TCG some backends then keep resetting later dials too.
 pub const AGENT_READY_PORT: u32 = 1025;
 
+/// Spec annotation asking the agent to run a small init as PID 1 of the
+/// container (Docker's `--init`): it forwards signals and reaps zombies.
+pub const INIT_ANNOTATION: &str = "io.container.init";
+
 /// The PATH the agent sets for itself and the default for processes.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -107,6 +107,21 @@ pub(crate) fn merge(
         .clone()
         .or_else(|| cfg.user().clone())
         .unwrap_or_default();
+    // Refuse bad users and capability names now rather than at start.
+    containerization::User::parse(&user)?;
+    containerization::ProcessConfiguration::default()
+        .adjust_capabilities(&opts.security.cap_add, &opts.security.cap_drop)?;
+    if let Some(json) = opts
+        .security
+        .seccomp
+        .as_deref()
+        .filter(|j| *j != "unconfined")
+    {
+        serde_json::from_str::<containerization_oci::oci_spec::runtime::LinuxSeccomp>(json)
+            .map_err(|e| {
+                ContainerizationError::invalid_argument(format!("invalid seccomp profile: {e}"))
+            })?;
+    }
     let mut labels: BTreeMap<String, String> = cfg
         .labels()
         .clone()
@@ -139,6 +154,7 @@ pub(crate) fn merge(
         auto_remove: opts.auto_remove,
         kernel: opts.kernel.clone(),
         read_only: opts.read_only,
+        security: opts.security.clone(),
         ..Default::default()
     })
 }

@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches the parsed command line.
 
+pub mod build;
 pub mod container;
 mod image;
 pub mod network;
@@ -21,5 +22,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
         Command::Network(c) => network::run(&root, c).await,
+        Command::Build(a) => build::run(&root, *a).await,
     }
 }

@@ -7,6 +7,7 @@ mod gc;
 mod inspect;
 mod pull;
 mod push;
+mod put;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

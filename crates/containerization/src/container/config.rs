@@ -20,36 +20,49 @@ pub struct User {
     pub gid: u32,
     /// Supplementary groups.
     pub additional_gids: Vec<u32>,
+    /// A user (and group) given by name, `name` or `name:group`: the guest
+    /// agent resolves it in the container's `/etc/passwd` and `/etc/group`
+    /// (only the container's files know the names) and then sets uid and gid.
+    pub username: Option<String>,
 }
 
 impl User {
-    /// Parses an image's `User` field: `uid`, `uid:gid` or `root`. Names other
-    /// than `root` need the image's `/etc/passwd` and are refused for now.
+    /// Parses a `User` field as Docker does: `uid`, `uid:gid`, `root`,
+    /// `name`, `name:group`. Numeric parts are taken as they are; any name
+    /// other than `root` is left for the guest to resolve.
     pub fn parse(s: &str) -> crate::Result<User> {
+        let s = s.trim();
+        if s.contains(char::is_whitespace) || s.matches(':').count() > 1 {
+            return Err(crate::ContainerizationError::invalid_argument(format!(
+                "invalid user {s:?}: use uid, uid:gid, name or name:group"
+            )));
+        }
         let (u, g) = match s.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (s, None),
         };
-        let num = |v: &str| -> crate::Result<u32> {
+        let num = |v: &str| -> Option<u32> {
             match v {
-                "" | "root" => Ok(0),
-                _ => v.parse().map_err(|_| {
-                    crate::ContainerizationError::unsupported(format!(
-                        "user {s:?}: only numeric uid[:gid] or root are supported"
-                    ))
-                }),
+                "" | "root" => Some(0),
+                _ => v.parse().ok(),
             }
         };
-        let uid = num(u)?;
-        let gid = match g {
-            Some(g) => num(g)?,
-            None => uid,
-        };
-        Ok(User {
-            uid,
-            gid,
-            additional_gids: Vec::new(),
-        })
+        match (num(u), g.map(num)) {
+            (Some(uid), None) => Ok(User {
+                uid,
+                gid: uid,
+                ..User::default()
+            }),
+            (Some(uid), Some(Some(gid))) => Ok(User {
+                uid,
+                gid,
+                ..User::default()
+            }),
+            _ => Ok(User {
+                username: Some(s.to_string()),
+                ..User::default()
+            }),
+        }
     }
 }
 
@@ -132,6 +145,51 @@ impl Default for ProcessConfiguration {
 }
 
 impl ProcessConfiguration {
+    /// Applies Docker's `--cap-add` / `--cap-drop` to the capability set:
+    /// names are `CAP_*` (case-insensitive, prefix optional) or `ALL`; drops
+    /// are applied before adds, so `--cap-drop ALL --cap-add X` leaves X.
+    pub fn adjust_capabilities(&mut self, add: &[String], drop: &[String]) -> crate::Result<()> {
+        let norm = |c: &String| -> crate::Result<String> {
+            let up = c.trim().to_ascii_uppercase();
+            if up == "ALL" {
+                return Ok(up);
+            }
+            let name = if up.starts_with("CAP_") {
+                up
+            } else {
+                format!("CAP_{up}")
+            };
+            name.parse::<caps::Capability>().map_err(|_| {
+                crate::ContainerizationError::invalid_argument(format!("unknown capability '{c}'"))
+            })?;
+            Ok(name)
+        };
+        let add = add.iter().map(norm).collect::<crate::Result<Vec<_>>>()?;
+        let drop = drop.iter().map(norm).collect::<crate::Result<Vec<_>>>()?;
+        if drop.iter().any(|c| c == "ALL") {
+            self.capabilities.clear();
+        } else {
+            self.capabilities.retain(|c| !drop.contains(c));
+        }
+        if add.iter().any(|c| c == "ALL") {
+            self.capabilities = caps::all().iter().map(|c| c.to_string()).collect();
+            self.capabilities.sort();
+        } else {
+            for c in add {
+                if !self.capabilities.contains(&c) {
+                    self.capabilities.push(c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets a resource limit, replacing one of the same kind.
+    pub fn set_rlimit(&mut self, limit: Rlimit) {
+        self.rlimits.retain(|r| r.kind != limit.kind);
+        self.rlimits.push(limit);
+    }
+
     /// Copy of everything but the stdio handles (those are not cloneable).
     pub fn clone_without_stdio(&self) -> Self {
         ProcessConfiguration {
@@ -176,6 +234,11 @@ pub struct Configuration {
     pub bootlog: Option<PathBuf>,
     /// How long `stop` waits after SIGTERM before SIGKILL.
     pub stop_timeout: std::time::Duration,
+    /// Seccomp profile of the container's processes (exec'd ones too).
+    pub seccomp: crate::seccomp::Seccomp,
+    /// Run a small init as PID 1 of the container that forwards signals to
+    /// the process and reaps orphaned zombies (Docker's `--init`).
+    pub init: bool,
 }
 
 /// Memory added to the VM on top of the container's limit, for the guest
@@ -196,6 +259,8 @@ impl Default for Configuration {
             sysctl: BTreeMap::new(),
             bootlog: None,
             stop_timeout: std::time::Duration::from_secs(5),
+            init: false,
+            seccomp: crate::seccomp::Seccomp::Default,
         }
     }
 }
@@ -231,6 +296,37 @@ mod tests {
         let u = User::parse("1000:100").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 100));
         assert_eq!(User::parse("7").unwrap().gid, 7);
-        assert!(User::parse("nobody").is_err());
+        assert_eq!(
+            User::parse("nobody").unwrap().username.as_deref(),
+            Some("nobody")
+        );
+        assert_eq!(
+            User::parse("1000:staff").unwrap().username.as_deref(),
+            Some("1000:staff")
+        );
+        assert!(User::parse("a:b:c").is_err());
+        assert!(User::parse("a b").is_err());
+    }
+
+    #[test]
+    fn capabilities_adjust_like_docker() {
+        let mut p = ProcessConfiguration::default();
+        p.adjust_capabilities(&["net_admin".into()], &["CAP_CHOWN".into()])
+            .unwrap();
+        assert!(p.capabilities.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!p.capabilities.contains(&"CAP_CHOWN".to_string()));
+        p.adjust_capabilities(&["SYS_TIME".into()], &["all".into()])
+            .unwrap();
+        assert_eq!(p.capabilities, ["CAP_SYS_TIME"]);
+        p.adjust_capabilities(&["ALL".into()], &[]).unwrap();
+        assert!(p.capabilities.len() > 30);
+        assert!(p.adjust_capabilities(&["CAP_NOPE".into()], &[]).is_err());
+        p.set_rlimit(Rlimit {
+            kind: "RLIMIT_NOFILE".into(),
+            soft: 10,
+            hard: 20,
+        });
+        assert_eq!(p.rlimits.len(), 1);
+        assert_eq!(p.rlimits[0].soft, 10);
     }
 }

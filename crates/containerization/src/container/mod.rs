@@ -505,6 +505,20 @@ impl LinuxContainer {
         Ok(inner.init.clone().expect("created has an init"))
     }
 
+    /// Flushes the guest's filesystems (the agent's `Sync`), so the host can
+    /// read a block device's image consistently even if the VM is killed
+    /// afterwards (used by `container build` before it diffs the rootfs).
+    pub async fn sync(&self) -> Result<()> {
+        let agent = {
+            let inner = self.inner.lock().await;
+            inner
+                .agent
+                .clone()
+                .ok_or_else(|| self.wrong_state("sync", inner.state))?
+        };
+        agent.sync().await
+    }
+
     /// Closes the init process's stdin.
     pub async fn close_stdin(&self) -> Result<()> {
         self.init().await?.close_stdin().await

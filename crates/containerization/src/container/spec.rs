@@ -28,6 +28,7 @@ pub(crate) fn process_json(p: &ProcessConfiguration) -> Value {
             "uid": p.user.uid,
             "gid": p.user.gid,
             "additionalGids": p.user.additional_gids,
+            "username": p.user.username,
         },
         "args": p.args,
         "env": p.env,
@@ -78,6 +79,11 @@ pub(crate) fn container_spec(
         "process": process_json(process),
         "root": {"path": root, "readonly": false},
         "hostname": hostname,
+        "annotations": if config.init {
+            json!({vminitd_api::INIT_ANNOTATION: "true"})
+        } else {
+            json!({})
+        },
         "mounts": mounts,
         "linux": {
             "cgroupsPath": format!("/container/{id}"),
@@ -99,6 +105,7 @@ pub(crate) fn container_spec(
             "readonlyPaths": [
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
             ],
+            "seccomp": config.seccomp.resolve(&process.capabilities),
         },
     })
 }

@@ -36,10 +36,25 @@ pub struct Qmp {
 impl Qmp {
     /// Connects to the QMP socket at `path` and negotiates capabilities.
     pub async fn connect(path: &Path) -> Result<Qmp> {
-        let stream = UnixStream::connect(path).await.map_err(|e| {
-            ContainerizationError::internal(format!("cannot connect to QMP at {}", path.display()))
-                .with_cause(e)
-        })?;
+        // QEMU binds the socket a moment before it listens: a refused
+        // connect while the file already exists is retried briefly.
+        let mut tries = 0;
+        let stream = loop {
+            match UnixStream::connect(path).await {
+                Ok(s) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && tries < 200 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => {
+                    return Err(ContainerizationError::internal(format!(
+                        "cannot connect to QMP at {}",
+                        path.display()
+                    ))
+                    .with_cause(e));
+                }
+            }
+        };
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         // The greeting comes first, before any command.

@@ -3,7 +3,9 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod init;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 pub mod stdio;
 pub mod vmexec;

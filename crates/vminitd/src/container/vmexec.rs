@@ -22,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
 use super::rootfs::{self, StepResult};
-use super::{cgroup, security};
+use super::{cgroup, init, seccomp, security};
 
 /// The argument that selects this helper.
 pub const ARG: &str = "__vmexec";
@@ -169,8 +169,23 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     let args = process.args().clone().unwrap_or_default();
     let program = args.first().ok_or("the process has no args")?;
     let path = find_program(program, &env)?;
+    // Compiled before any privilege changes so a bad profile is reported
+    // as such. Installed as late as possible (runc's order): after
+    // no_new_privs when it is set; otherwise before the capabilities are
+    // dropped, while CAP_SYS_ADMIN still permits it.
+    let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => seccomp::compile(profile)?,
+        None => Vec::new(),
+    };
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        seccomp::install(&filters)?;
+    }
     security::switch_user(&identity, process.capabilities().as_ref())?;
     security::no_new_privs(process)?;
+    if nnp {
+        seccomp::install(&filters)?;
+    }
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("argument {s:?} contains NUL"));
     let argv = args
         .iter()
@@ -181,6 +196,14 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
         .map(|a| cstr(a))
         .collect::<StepResult<Vec<_>>>()?;
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| "path contains NUL")?;
+    let wants_init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(vminitd_api::INIT_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if wants_init && config.join_pid.is_none() {
+        init::become_init(config.terminal, SETUP_FD)?;
+    }
     let e = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
     Err(format!("exec {program}: {e}"))
 }

@@ -109,6 +109,9 @@ pub struct RunArgs {
     /// Drop a capability.
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
+    /// Security options: `seccomp=PROFILE.json`, `seccomp=unconfined`, `no-new-privileges`.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// Size of /dev/shm.
     #[arg(long = "shm-size")]
     pub shm_size: Option<String>,
@@ -224,18 +227,29 @@ impl RunArgs {
                 "volumes arrive with the volume issue",
             ));
         }
-        if self.init || self.init_image.is_some() {
+        if self.init_image.is_some() {
             return Err(unsupported(
-                "--init/--init-image",
-                "the guest has no init shim yet",
+                "--init-image",
+                "the guest's init comes from the initfs",
             ));
         }
-        if !self.ulimit.is_empty() || !self.cap_add.is_empty() || !self.cap_drop.is_empty() {
-            return Err(unsupported(
-                "--ulimit/--cap-add/--cap-drop",
-                "not wired to the runtime yet",
-            ));
-        }
+        let security = container_api::config::ProcessSecurity {
+            rlimits: self
+                .ulimit
+                .iter()
+                .map(|u| parse_ulimit(u))
+                .collect::<Result<_>>()?,
+            // Checked by the apiserver, which knows the capability names.
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            init: self.init,
+            seccomp: None,
+            no_new_privileges: false,
+        };
+        let security = self
+            .security_opt
+            .iter()
+            .try_fold(security, |s, o| apply_security_opt(s, o))?;
         if self.shm_size.is_some() || self.read_only {
             return Err(unsupported(
                 "--shm-size/--read-only",
@@ -292,8 +306,89 @@ impl RunArgs {
                 search_domains: self.dns_search.clone(),
                 options: self.dns_option.clone(),
             },
+            security,
         })
     }
+}
+
+/// One `--security-opt` as Docker spells it.
+fn apply_security_opt(
+    mut s: container_api::config::ProcessSecurity,
+    opt: &str,
+) -> Result<container_api::config::ProcessSecurity> {
+    match opt.split_once(['=', ':']) {
+        Some(("seccomp", "unconfined")) => s.seccomp = Some("unconfined".into()),
+        Some(("seccomp", path)) => {
+            let text = std::fs::read_to_string(path).context(
+                Code::InvalidArgument,
+                format!("reading seccomp profile {path}"),
+            )?;
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                ContainerizationError::invalid_argument(format!(
+                    "seccomp profile {path} is not valid JSON: {e}"
+                ))
+            })?;
+            s.seccomp = Some(text);
+        }
+        _ if opt == "no-new-privileges" || opt == "no-new-privileges=true" => {
+            s.no_new_privileges = true
+        }
+        _ => {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "unsupported --security-opt '{opt}': use seccomp=PROFILE.json, seccomp=unconfined or no-new-privileges"
+            )));
+        }
+    }
+    Ok(s)
+}
+
+/// Docker's `--ulimit` names and the rlimit each stands for.
+const ULIMITS: [(&str, &str); 16] = [
+    ("core", "RLIMIT_CORE"),
+    ("cpu", "RLIMIT_CPU"),
+    ("data", "RLIMIT_DATA"),
+    ("fsize", "RLIMIT_FSIZE"),
+    ("locks", "RLIMIT_LOCKS"),
+    ("memlock", "RLIMIT_MEMLOCK"),
+    ("msgqueue", "RLIMIT_MSGQUEUE"),
+    ("nice", "RLIMIT_NICE"),
+    ("nofile", "RLIMIT_NOFILE"),
+    ("nproc", "RLIMIT_NPROC"),
+    ("rss", "RLIMIT_RSS"),
+    ("rtprio", "RLIMIT_RTPRIO"),
+    ("rttime", "RLIMIT_RTTIME"),
+    ("sigpending", "RLIMIT_SIGPENDING"),
+    ("stack", "RLIMIT_STACK"),
+    ("as", "RLIMIT_AS"),
+];
+
+/// `--ulimit nofile=1024[:2048]` (`-1` or `unlimited` for no limit).
+pub fn parse_ulimit(s: &str) -> Result<(String, u64, u64)> {
+    let bad = |why: &str| {
+        ContainerizationError::invalid_argument(format!("invalid --ulimit '{s}': {why}"))
+    };
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| bad("use type=soft[:hard]"))?;
+    let kind = ULIMITS
+        .iter()
+        .find(|(n, _)| *n == name.trim())
+        .map(|(_, k)| k.to_string())
+        .ok_or_else(|| bad("unknown type"))?;
+    let value = |v: &str| -> Result<u64> {
+        match v.trim() {
+            "-1" | "unlimited" => Ok(u64::MAX),
+            v => v.parse().map_err(|_| bad("limits are numbers")),
+        }
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((a, b)) => (value(a)?, value(b)?),
+        None => (value(values)?, value(values)?),
+    };
+    if soft > hard {
+        return Err(bad("the soft limit is above the hard limit"));
+    }
+    Ok((kind, soft, hard))
 }
 
 /// Signal by name (`TERM`, `SIGKILL`) or number.
@@ -325,6 +420,14 @@ mod tests {
         assert_eq!(parse_signal("TERM").unwrap(), 15);
         assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
         assert_eq!(parse_signal("2").unwrap(), 2);
+        assert_eq!(
+            parse_ulimit("nofile=100:200").unwrap(),
+            ("RLIMIT_NOFILE".to_string(), 100, 200)
+        );
+        assert_eq!(parse_ulimit("nproc=-1").unwrap().2, u64::MAX);
+        assert!(parse_ulimit("nofile=9:1").is_err());
+        assert!(parse_ulimit("bogus=1").is_err());
+
         assert!(parse_signal("NOPE").is_err());
     }
 }

@@ -1,0 +1,187 @@
+//! RUN: the command runs as the init process of a container in its own VM
+//! (the same isolation as `container run`), on a writable ext4 copy of the
+//! stage's filesystem. The VM is shut down cleanly (the agent syncs and
+//! unmounts) so the image can be read and diffed on the host afterwards.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use containerization::{LinuxContainer, Mount, QemuVirtualMachineManager, Stdio, User};
+use containerization_error::Result;
+use futures::future::BoxFuture;
+use tokio::io::AsyncWrite;
+
+/// Called with each chunk of the command's output (stdout and stderr).
+pub type OutputFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// What one RUN needs.
+#[derive(Clone)]
+pub struct RunRequest {
+    /// Unique id for the build container.
+    pub id: String,
+    /// Writable ext4 image of the stage's filesystem.
+    pub rootfs: PathBuf,
+    /// argv.
+    pub args: Vec<String>,
+    /// `KEY=value` environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User and group ids.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Extra mounts (cache and secret images).
+    pub mounts: Vec<Mount>,
+    /// CPUs of the build VM.
+    pub cpus: u32,
+    /// Memory of the build container in bytes.
+    pub memory: u64,
+    /// Where output goes.
+    pub output: OutputFn,
+}
+
+impl std::fmt::Debug for RunRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRequest")
+            .field("id", &self.id)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs RUN commands; the seam that lets unit tests avoid VMs.
+pub trait RunExecutor: Send + Sync {
+    /// Runs the command to completion; returns its exit code.
+    fn run(&self, req: RunRequest) -> BoxFuture<'_, Result<i32>>;
+}
+
+/// Runs each RUN in a fresh QEMU microVM through `containerization`.
+#[derive(Debug, Default)]
+pub struct VmRunExecutor {
+    /// Made at the first RUN, so builds without RUN need no kernel.
+    vmm: std::sync::OnceLock<Arc<QemuVirtualMachineManager>>,
+}
+
+impl VmRunExecutor {
+    /// Uses the default kernel and initfs (`CONTAINER_KERNEL`,
+    /// `CONTAINER_INITFS`, then the installed ones), looked up at the first
+    /// RUN.
+    pub fn new() -> VmRunExecutor {
+        VmRunExecutor::default()
+    }
+
+    fn vmm(&self) -> Result<Arc<QemuVirtualMachineManager>> {
+        if let Some(v) = self.vmm.get() {
+            return Ok(v.clone());
+        }
+        let kernel = containerization::Kernel::default_kernel()?;
+        let initfs = containerization::default_initfs()?;
+        let vmm = Arc::new(QemuVirtualMachineManager::new(kernel, initfs));
+        Ok(self.vmm.get_or_init(|| vmm).clone())
+    }
+}
+
+/// Adapts [`OutputFn`] to the container's async stdio writer.
+struct Sink(OutputFn);
+
+impl AsyncWrite for Sink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        (self.0)(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl RunExecutor for VmRunExecutor {
+    fn run(&self, req: RunRequest) -> BoxFuture<'_, Result<i32>> {
+        Box::pin(async move {
+            let rootfs = Mount::block("ext4", &req.rootfs, "/", Vec::new());
+            let out = req.output.clone();
+            let container = LinuxContainer::new(&req.id, rootfs, self.vmm()?, |c| {
+                c.process.args = req.args.clone();
+                c.process.env = req.env.clone();
+                c.process.cwd = req.cwd.clone();
+                c.process.user = User {
+                    uid: req.uid,
+                    gid: req.gid,
+                    additional_gids: Vec::new(),
+                    username: None,
+                };
+                c.process.stdout = Stdio::Writer(Box::new(Sink(out.clone())));
+                c.process.stderr = Stdio::Writer(Box::new(Sink(out)));
+                c.cpus = req.cpus.max(1);
+                c.memory_in_bytes = req.memory.max(64 << 20);
+                c.mounts = req.mounts.clone();
+                c.hostname = "buildkitsandbox".into();
+                Ok(())
+            })?;
+            container.create().await?;
+            let result = async {
+                container.start().await?;
+                let status = container.wait(None).await?;
+                // Flush before the shutdown: if the VM then has to be killed,
+                // the image still holds everything the command wrote.
+                container.sync().await?;
+                Ok::<_, containerization_error::ContainerizationError>(status)
+            }
+            .await;
+            // Always shut down: the agent syncs and unmounts the rootfs, so
+            // the image is consistent for the diff.
+            let stopped = container.stop().await;
+            let status = result?;
+            stopped?;
+            Ok(status.exit_code)
+        })
+    }
+}
+
+/// Collects the last `limit` bytes of output (for error messages) while
+/// forwarding everything to `inner`.
+#[derive(Clone)]
+pub struct Tail {
+    buf: Arc<Mutex<Vec<u8>>>,
+    limit: usize,
+}
+
+impl Tail {
+    /// A tail of at most `limit` bytes.
+    pub fn new(limit: usize) -> Tail {
+        Tail {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            limit,
+        }
+    }
+
+    /// Appends output.
+    pub fn push(&self, data: &[u8]) {
+        if let Ok(mut b) = self.buf.lock() {
+            b.extend_from_slice(data);
+            if b.len() > self.limit {
+                let cut = b.len() - self.limit;
+                b.drain(..cut);
+            }
+        }
+    }
+
+    /// The collected text.
+    pub fn text(&self) -> String {
+        self.buf
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
