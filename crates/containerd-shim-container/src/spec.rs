@@ -174,6 +174,7 @@ impl Process {
             uid: self.user.uid,
             gid: self.user.gid,
             additional_gids: self.user.additional_gids.clone().unwrap_or_default(),
+            username: None,
         };
         p.terminal = self.terminal;
         if let Some(caps) = self.capabilities.as_ref().and_then(|c| c.bounding.clone()) {
