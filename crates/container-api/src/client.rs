@@ -18,7 +18,7 @@ pub const NOT_RUNNING: &str = "container system is not running: run `container s
 /// A connection to `container-apiserver`.
 #[derive(Clone)]
 pub struct ApiClient {
-    channel: Channel,
+    pub(crate) channel: Channel,
 }
 
 impl std::fmt::Debug for ApiClient {

@@ -51,6 +51,18 @@ pub struct ContainerConfiguration {
     pub kernel: Option<String>,
     /// Mount the rootfs read-only.
     pub read_only: bool,
+    /// Interfaces, in order (`eth0`, `eth1`, ...); empty: no network.
+    #[serde(default)]
+    pub networks: Vec<crate::network::NetworkAttachment>,
+    /// Published ports.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PublishPort>,
+    /// Resolver settings.
+    #[serde(default)]
+    pub dns: crate::network::DnsSettings,
+    /// Published unix sockets.
+    #[serde(default)]
+    pub publish_sockets: Vec<crate::network::PublishSocket>,
     /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
     #[serde(default)]
     pub security: ProcessSecurity,
@@ -198,6 +210,18 @@ pub struct CreateOptions {
     pub kernel: Option<String>,
     /// `--read-only`.
     pub read_only: bool,
+    /// `--network` (empty: the default network).
+    #[serde(default)]
+    pub networks: Vec<crate::network::NetworkRequest>,
+    /// `-p`.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PublishPort>,
+    /// `--dns*`, `--no-dns`.
+    #[serde(default)]
+    pub dns: crate::network::DnsSettings,
+    /// `--publish-socket`.
+    #[serde(default)]
+    pub publish_sockets: Vec<crate::network::PublishSocket>,
     /// `--ulimit`, `--cap-add/--cap-drop`, `--init`.
     #[serde(default)]
     pub security: ProcessSecurity,

@@ -4,6 +4,8 @@
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod network;
+mod network_client;
 pub mod paths;
 pub mod runtime_client;
 pub mod stdio;

@@ -4,6 +4,7 @@
 mod containers;
 mod convert;
 mod images;
+mod networks;
 mod registry;
 mod server;
 mod snapshots;

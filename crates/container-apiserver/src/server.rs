@@ -37,6 +37,7 @@ pub(crate) struct Shared {
     pub images: containerization_oci::ImageStore,
     pub started: String,
     pub shutdown: Notify,
+    pub nets: Arc<crate::networks::Nets>,
 }
 
 /// Serves until a `Shutdown` RPC, SIGTERM or SIGINT; removes the socket and
@@ -56,11 +57,13 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     write_pid_file(&root.apiserver_pid())?;
 
     let images = containerization_oci::ImageStore::open(root.path())?;
+    let nets = crate::networks::Nets::start(&root).await?;
     let shared = Arc::new(Shared {
         root: root.clone(),
         images,
         started: chrono::Utc::now().to_rfc3339(),
         shutdown: Notify::new(),
+        nets: nets.clone(),
     });
     // Containers whose helper died while we were away are marked stopped;
     // live helpers are found again through containers.db.
@@ -101,6 +104,11 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
             shared.clone(),
         )))
         .add_service(VolumesServer::new(VolumesService::new(shared.clone())))
+        .add_service(
+            container_api::apiserver::networks_server::NetworksServer::new(
+                crate::networks::NetworksService::new(nets),
+            ),
+        )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await;
     let _ = std::fs::remove_file(&socket);

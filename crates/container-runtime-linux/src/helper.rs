@@ -203,6 +203,32 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         kernel(&config)?,
         default_initfs()?,
     ));
+    // Published ports are bound and TAPs made before the VM boots: a taken
+    // port or a missing bridge fails the start with nothing running.
+    let forwarders = match config.networks.first() {
+        Some(a) if !config.publish.is_empty() => {
+            let ip = a.ip().parse().map_err(|_| {
+                ContainerizationError::internal(format!("stored address {} is corrupt", a.address))
+            });
+            match ip {
+                Ok(ip) => crate::publish::bind(&config.publish, ip).await,
+                Err(e) => Err(e),
+            }
+        }
+        _ => Ok(Vec::new()),
+    };
+    let forwarders = match forwarders {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = db.set_created(&id);
+            return Err(e);
+        }
+    };
+    if let Err(e) = crate::network::create_taps(&config).await {
+        let _ = db.set_created(&id);
+        return Err(e);
+    }
+    let net_config = config.clone();
     let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
     let mounts = crate::mounts::library_mounts(&root, &config.mounts)?;
     let (read_only, shm_size) = (config.read_only, config.shm_size_in_bytes);
@@ -236,18 +262,35 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         c.mounts = mounts;
         c.read_only_rootfs = read_only;
         c.shm_size_in_bytes = shm_size;
+        crate::network::configure(c, &net_config);
         Ok(())
     });
     let container = match container {
         Ok(c) => c,
         Err(e) => {
             let _ = db.set_created(&id);
+            crate::network::delete_taps(&config).await;
             return Err(e);
         }
     };
     if let Err(e) = container.create().await {
         let _ = db.set_created(&id);
+        crate::network::delete_taps(&config).await;
         return Err(e);
+    }
+    crate::publish::spawn(forwarders);
+    for ps in &config.publish_sockets {
+        let relay = containerization::UnixSocketConfiguration {
+            source: ps.container_path.clone().into(),
+            destination: ps.host_path.clone().into(),
+            direction: containerization::container::SocketDirection::OutOf,
+        };
+        if let Err(e) = container.relay_unix_socket(relay).await {
+            let _ = db.set_created(&id);
+            let _ = container.stop().await;
+            crate::network::delete_taps(&config).await;
+            return Err(e);
+        }
     }
     let (exit, _) = watch::channel(None);
     let helper = Arc::new(Helper {
@@ -281,6 +324,10 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         .await;
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("stdio.sock"));
+    crate::network::delete_taps(&helper.config).await;
+    for ps in &helper.config.publish_sockets {
+        let _ = std::fs::remove_file(&ps.host_path);
+    }
     if helper.config.auto_remove {
         tracing::info!("removing the container (--rm)");
         let _ = helper.db(|db| db.remove(&id));

@@ -10,7 +10,9 @@ mod attach;
 mod files;
 mod helper;
 mod mounts;
+mod network;
 mod output;
+mod publish;
 mod service;
 
 use std::ffi::OsString;

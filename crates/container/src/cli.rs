@@ -31,6 +31,9 @@ pub enum Command {
     /// Manage the container system (the apiserver).
     #[command(subcommand, visible_alias = "s")]
     System(SystemCommand),
+    /// Manage networks.
+    #[command(subcommand, visible_alias = "n")]
+    Network(crate::commands::network::NetworkCommand),
     /// Build an image from a Dockerfile.
     Build(Box<crate::commands::build::BuildArgs>),
     /// Manage volumes.

@@ -101,7 +101,7 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
     assert!(r.stderr.contains("not found"), "{}", r.stderr);
 
     // Unsupported flags are parsed and refused clearly.
-    let r = d.run(&["run", "-p", "8080:80", &image]);
+    let r = d.run(&["run", "--init-image", "x", &image]);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("not supported yet"), "{}", r.stderr);
 }

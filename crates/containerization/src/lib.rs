@@ -9,6 +9,7 @@ pub mod interface;
 pub mod kernel;
 pub mod manager;
 pub mod mount;
+pub mod network;
 pub mod rootfs;
 pub mod seccomp;
 pub mod statistics;

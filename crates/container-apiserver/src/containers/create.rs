@@ -157,6 +157,7 @@ pub(crate) fn merge(
         security: opts.security.clone(),
         mounts: Vec::new(),
         shm_size_in_bytes: opts.shm_size_in_bytes,
+        ..Default::default()
     })
 }
 

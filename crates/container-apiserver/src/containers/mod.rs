@@ -147,9 +147,28 @@ impl ContainersService {
             let (mounts, new_volumes) =
                 crate::volumes::prepare_mounts(self.root(), &opts.mounts, &base).await?;
             config.mounts = mounts;
+            // Addresses are allocated under the lock that also guards
+            // releasing those of vanished containers.
+            let nets = &self.shared.nets;
+            let _net_lock = nets.create_lock.lock().await;
+            nets.gc();
+            let (networks, dns) = match nets.attach(&id, &opts) {
+                Ok(n) => n,
+                Err(e) => {
+                    crate::volumes::discard(self.root(), &new_volumes);
+                    return Err(e);
+                }
+            };
+            config.networks = networks;
+            config.publish = opts.publish.clone();
+            config.publish_sockets = opts.publish_sockets.clone();
+            config.dns = dns;
             match db.insert(&config) {
                 Ok(snap) => (snap, new_volumes),
                 Err(e) => {
+                    if !config.networks.is_empty() {
+                        nets.release(&id);
+                    }
                     crate::volumes::discard(self.root(), &new_volumes);
                     return Err(e);
                 }
@@ -174,6 +193,7 @@ impl ContainersService {
         if let Err(e) = result {
             // Bad input changes nothing.
             let _ = db.remove(&id);
+            self.shared.nets.release(&id);
             let _ = std::fs::remove_dir_all(&dir);
             crate::volumes::discard(self.root(), &new_volumes);
             return Err(e);
@@ -311,6 +331,9 @@ impl Containers for ContainersService {
             }
         }
         db(self.root())?.remove(&req.id)?;
+        // A helper killed outright cannot have removed its TAPs.
+        crate::networks::delete_taps(&s.configuration).await;
+        self.shared.nets.release(&req.id);
         let dir = self.root().container_dir(&req.id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

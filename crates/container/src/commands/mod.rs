@@ -3,6 +3,7 @@
 pub mod build;
 pub mod container;
 mod image;
+pub mod network;
 mod registry;
 mod system;
 pub mod volume;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Image(c) => image::run(&root, c).await,
         Command::Images(a) => image::list(&root, a).await,
         Command::Registry(c) => registry::run(&root, c).await,
+        Command::Network(c) => network::run(&root, c).await,
         Command::Build(a) => build::run(&root, *a).await,
         Command::Volume(c) => volume::run(&root, c).await,
     }

@@ -169,6 +169,10 @@ impl Daemon {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_container"));
         c.args(args).env("CONTAINER_ROOT", self.root.path());
+        // No default network (no bridge in the host's network namespace):
+        // network tests start their daemon in a namespace of their own with
+        // this overridden.
+        c.env("CONTAINER_DEFAULT_SUBNET", "none");
         c
     }
 

@@ -254,6 +254,7 @@ impl LinuxContainer {
         for i in &config.interfaces {
             if let Some(tap) = i.tap() {
                 vm.taps.push(tap.to_string());
+                vm.tap_macs.push(i.mac_address().map(str::to_string));
             }
         }
         Ok((vm, guest))

@@ -64,6 +64,9 @@ pub struct VmConfig {
     pub shares: Vec<SharedDirectory>,
     /// Names of existing host TAP devices to attach as virtio-net.
     pub taps: Vec<String>,
+    /// Guest MAC address of each TAP's virtio-net device (same order; a
+    /// missing entry lets QEMU choose).
+    pub tap_macs: Vec<Option<String>>,
     /// Where the serial console goes; `None` keeps it in the VM's temp dir.
     pub bootlog: Option<PathBuf>,
 }
@@ -78,6 +81,7 @@ impl VmConfig {
             block_devices: Vec::new(),
             shares: Vec::new(),
             taps: Vec::new(),
+            tap_macs: Vec::new(),
             bootlog: None,
         }
     }

@@ -351,7 +351,10 @@ impl QemuVirtualMachineInstance {
             a.push("-netdev".into());
             a.push(format!("tap,id=n{i},ifname={tap},script=no,downscript=no").into());
             a.push("-device".into());
-            a.push(format!("virtio-net-device,netdev=n{i}").into());
+            match c.tap_macs.get(i).cloned().flatten() {
+                Some(mac) => a.push(format!("virtio-net-device,netdev=n{i},mac={mac}").into()),
+                None => a.push(format!("virtio-net-device,netdev=n{i}").into()),
+            }
         }
         let mut qmp = OsString::from("unix:");
         qmp.push(self.dir().join("qmp.sock"));

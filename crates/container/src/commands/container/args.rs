@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use container_api::config::CreateOptions;
+use container_api::network::{DnsSettings, NetworkRequest, PublishPort, PublishSocket};
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
 
 use crate::cli::{PlatformArgs, SchemeArg};
@@ -129,6 +130,9 @@ pub struct RunArgs {
     /// Network to attach.
     #[arg(long)]
     pub network: Vec<String>,
+    /// Relay a container unix socket to the host: /host.sock:/container.sock.
+    #[arg(long = "publish-socket")]
+    pub publish_socket: Vec<String>,
     /// Image reference.
     pub image: String,
     /// Command and arguments (replace the image's Cmd).
@@ -206,25 +210,6 @@ impl RunArgs {
     /// Validates the flags and builds the create request.
     pub fn to_options(&self) -> Result<CreateOptions> {
         let mounts = super::mounts::parse_all(&self.volumes, &self.mount, &self.tmpfs)?;
-        if !self.publish.is_empty() {
-            return Err(unsupported(
-                "-p/--publish",
-                "networking arrives with the network issue",
-            ));
-        }
-        if !self.network.is_empty() {
-            return Err(unsupported(
-                "--network",
-                "networking arrives with the network issue",
-            ));
-        }
-        if !self.dns.is_empty()
-            || self.dns_domain.is_some()
-            || !self.dns_option.is_empty()
-            || !self.dns_search.is_empty()
-        {
-            return Err(unsupported("--dns*", "containers have no network yet"));
-        }
         if self.init_image.is_some() {
             return Err(unsupported(
                 "--init-image",
@@ -288,6 +273,28 @@ impl RunArgs {
             auto_remove: self.rm,
             kernel: self.kernel.as_ref().map(|k| k.display().to_string()),
             read_only: self.read_only,
+            networks: self
+                .network
+                .iter()
+                .map(|n| NetworkRequest::parse(n))
+                .collect::<Result<_>>()?,
+            publish: self
+                .publish
+                .iter()
+                .map(|p| PublishPort::parse(p))
+                .collect::<Result<_>>()?,
+            publish_sockets: self
+                .publish_socket
+                .iter()
+                .map(|p| PublishSocket::parse(p))
+                .collect::<Result<_>>()?,
+            dns: DnsSettings {
+                disabled: self.no_dns,
+                nameservers: self.dns.clone(),
+                domain: self.dns_domain.clone(),
+                search_domains: self.dns_search.clone(),
+                options: self.dns_option.clone(),
+            },
             security,
             mounts,
             shm_size_in_bytes,

@@ -25,7 +25,7 @@ pub async fn list(client: &ApiClient, a: ListArgs) -> Result<i32> {
             serde_json::to_string_pretty(&list).context(Code::InternalError, "encoding")?
         ),
         Format::Table => {
-            let mut t = table(&["ID", "IMAGE", "COMMAND", "STATE", "EXIT", "CREATED"]);
+            let mut t = table(&["ID", "IMAGE", "COMMAND", "STATE", "EXIT", "ADDR", "CREATED"]);
             for s in &list {
                 let c = &s.configuration;
                 let mut cmd = c.process.args.join(" ");
@@ -39,6 +39,11 @@ pub async fn list(client: &ApiClient, a: ListArgs) -> Result<i32> {
                     cmd,
                     s.status.as_str().to_string(),
                     s.exit_code.map(|e| e.to_string()).unwrap_or_default(),
+                    c.networks
+                        .iter()
+                        .map(|n| n.ip())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     s.created_at.clone(),
                 ]);
             }
