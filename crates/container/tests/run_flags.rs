@@ -90,7 +90,7 @@ fn init_ulimit_capabilities_and_named_users() {
 }
 
 #[test]
-fn seccomp_profiles_from_security_opt() {
+fn seccomp_profiles_and_a_terminal() {
     let reg = Registry::start(None);
     reg.push_busybox("test/busybox:latest", None);
     let d = Daemon::started();
@@ -146,6 +146,27 @@ fn seccomp_profiles_from_security_opt() {
         "{}",
         r.stdout
     );
+
+    // `run -it` under a real terminal (util-linux `script` makes one): the
+    // process has a PTY it can name, the window size arrives, and the exit
+    // code comes back.
+    let cli = env!("CARGO_BIN_EXE_container");
+    let inner =
+        format!("stty rows 40 cols 100; {cli} run -it --rm {image} sh -c 'tty; stty size; exit 6'");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("CONTAINER_ROOT", d.root.path())
+        .env("CONTAINER_DEFAULT_SUBNET", "none")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs the CLI under a PTY");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(
+        text.contains("/dev/pts/"),
+        "the process names its terminal: {text:?}"
+    );
+    assert!(text.contains("40 100"), "the window size arrives: {text:?}");
 }
 
 /// `cp` both ways with Docker's placement rules, and `export`, against the

@@ -59,7 +59,11 @@ pub(crate) fn container_spec(
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        // The VM's devpts, not a new instance: the agent opens a process's
+        // PTY there, and only then does `/dev/pts/N` exist in the container
+        // (ttyname, `tty`, shells' job control need it). The VM holds this
+        // one container, so nothing else's terminals are exposed.
+        json!({"destination": "/dev/pts", "type": "bind", "source": "/dev/pts", "options": ["rbind", "nosuid", "noexec"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_kib}k")]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
