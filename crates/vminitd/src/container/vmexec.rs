@@ -51,10 +51,21 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            let _ = writeln!(sock, "{REPLY_ERROR}{}", msg.replace('\n', " "));
+            let _ = reply(
+                &mut sock,
+                &format!("{REPLY_ERROR}{}", msg.replace('\n', " ")),
+            );
             ExitCode::from(127)
         }
     }
+}
+
+/// Writes one reply line with a single write(2): the parent (the pid) and
+/// the forked child (an exec error) share the socket, and `writeln!` on an
+/// unbuffered file writes its pieces separately, so the two lines could
+/// interleave ("error " + "pid N" ...).
+fn reply(sock: &mut File, line: &str) -> std::io::Result<()> {
+    sock.write_all(format!("{line}\n").as_bytes())
 }
 
 /// Namespaces to create for a new container (network is shared with the VM).
@@ -112,12 +123,11 @@ fn run(config: &ExecConfig, sock: &mut File) -> StepResult {
     }
     // SAFETY: this helper is single-threaded, so the child may run any code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Parent { child } => {
-            writeln!(sock, "{REPLY_PID}{child}").map_err(|e| format!("cannot report the pid: {e}"))
-        }
+        ForkResult::Parent { child } => reply(sock, &format!("{REPLY_PID}{child}"))
+            .map_err(|e| format!("cannot report the pid: {e}")),
         ForkResult::Child => {
             let err = child(config).unwrap_err();
-            let _ = writeln!(sock, "{REPLY_ERROR}{}", err.replace('\n', " "));
+            let _ = reply(sock, &format!("{REPLY_ERROR}{}", err.replace('\n', " ")));
             // SAFETY: _exit ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(127) }
         }
