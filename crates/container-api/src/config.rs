@@ -165,10 +165,19 @@ pub struct ContainerSnapshot {
 
 /// Docker's container name rule (also what the library accepts as an id).
 pub fn valid_container_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id
+    valid_docker_name(id, 64)
+}
+
+/// Docker's name rule for containers and volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// at most `max_len` bytes.
+pub fn valid_docker_name(name: &str, max_len: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max_len
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }

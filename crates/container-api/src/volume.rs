@@ -50,15 +50,7 @@ pub struct Volume {
 
 /// Docker's volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 255 bytes.
 pub fn valid_volume_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    crate::config::valid_docker_name(name, 255)
 }
 
 /// The error for a name that breaks [`valid_volume_name`].

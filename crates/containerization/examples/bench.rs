@@ -6,6 +6,10 @@
 //! Needs the kernel (scripts/build-kernel.sh), the initfs
 //! (scripts/build-initfs.sh) and busybox-static.
 
+/// The VM tests' helpers (kernel, initfs, the busybox test image).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -88,33 +92,7 @@ async fn main() {
     // 2. A container running `true` through the library (image already unpacked).
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
-    let layout = root.join("layout");
-    let reference = "localhost/bench/busybox:latest";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-busybox-image.sh");
-    assert!(
-        Command::new("bash")
-            .arg(script)
-            .arg(&layout)
-            .arg(reference)
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&layout)
-            .arg("-cf")
-            .arg(root.join("bb.tar"))
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
-    containerization_oci::ImageStore::open(&root)
-        .unwrap()
-        .load(&root.join("bb.tar"))
-        .unwrap();
+    let reference = &common::load_busybox_image(&root);
     let manager = ContainerManager::with_root(
         kernel.clone(),
         Mount::block("cpio", &initfs, "/", vec![]),

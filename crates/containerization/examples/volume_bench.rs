@@ -11,6 +11,10 @@
 //! Random I/O is one `dd` of 4 KiB per operation, so under TCG it measures
 //! process start-up as much as I/O; the sequential figures are the I/O ones.
 
+/// The VM tests' helpers (kernel, initfs, the busybox test image).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -85,35 +89,6 @@ async fn guest_run(c: &LinuxContainer, id: &str, dir: &str, n: u64, r: u64) -> V
     steps
 }
 
-fn load_image(root: &Path, reference: &str) {
-    let layout = root.join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-busybox-image.sh");
-    assert!(
-        Command::new("bash")
-            .arg(script)
-            .arg(&layout)
-            .arg(reference)
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&layout)
-            .arg("-cf")
-            .arg(root.join("bb.tar"))
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
-    containerization_oci::ImageStore::open(root)
-        .unwrap()
-        .load(&root.join("bb.tar"))
-        .unwrap();
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<u64> = std::env::args()
@@ -129,8 +104,7 @@ async fn main() {
         .unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
-    let reference = "localhost/bench/busybox:latest";
-    load_image(&root, reference);
+    let reference = &common::load_busybox_image(&root);
     let volume = dir.path().join("volume.img");
     Formatter::create(
         &volume,

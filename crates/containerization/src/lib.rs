@@ -1,6 +1,7 @@
 //! `containerization`: run Linux containers, each in its own lightweight
 //! QEMU microVM (a Rust mirror of Apple's Containerization package).
 
+mod atomic;
 pub mod container;
 pub mod dns;
 pub mod exit_status;
@@ -16,6 +17,7 @@ pub mod statistics;
 pub mod terminal;
 pub mod vmm;
 
+pub use atomic::{sync_dir, write_atomic};
 pub use container::{
     Configuration, LinuxContainer, LinuxProcess, OutputBuffer, ProcessConfiguration, State, Stdio,
     UnixSocketConfiguration, User,

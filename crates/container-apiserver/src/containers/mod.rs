@@ -180,7 +180,7 @@ impl ContainersService {
                 .context(Code::InternalError, format!("creating {}", dir.display()))?;
             let cfg_json = serde_json::to_vec_pretty(&config)
                 .context(Code::InternalError, "encoding config.json")?;
-            write_atomic(&dir.join("config.json"), &cfg_json)?;
+            containerization::write_atomic(&dir.join("config.json"), &cfg_json)?;
             containerization::rootfs::create_overlay(
                 &base,
                 &dir.join("rootfs.qcow2"),
@@ -201,18 +201,6 @@ impl ContainersService {
         tracing::info!(id = %id, image = %config.image, "container created");
         Ok(snap)
     }
-}
-
-/// Temp file, fsync, rename.
-fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).context(Code::InternalError, format!("writing {}", path.display()))
 }
 
 #[tonic::async_trait]

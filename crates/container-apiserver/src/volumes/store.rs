@@ -4,7 +4,6 @@
 //! into place, so a crash never leaves a half-made volume visible.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -62,24 +61,6 @@ fn check_options(options: &BTreeMap<String, String>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .context(Code::InternalError, format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .context(Code::InternalError, format!("writing {}", path.display()))?;
-    sync_dir(path.parent().unwrap_or(Path::new("/")))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(Code::InternalError, format!("syncing {}", dir.display()))
 }
 
 /// A random name for an anonymous volume (64 hex digits, as Docker's).
@@ -166,7 +147,7 @@ impl VolumeStore {
                     .with_cause(e)
             });
         }
-        sync_dir(&self.dir)?;
+        containerization::sync_dir(&self.dir)?;
         tracing::info!(volume = %name, size, anonymous, "volume created");
         Ok(volume)
     }
@@ -262,7 +243,7 @@ impl VolumeStore {
         let _ = std::fs::remove_dir_all(&trash);
         std::fs::rename(self.path(name), &trash)
             .context(Code::InternalError, format!("removing volume '{name}'"))?;
-        sync_dir(&self.dir)?;
+        containerization::sync_dir(&self.dir)?;
         std::fs::remove_dir_all(&trash)
             .context(Code::InternalError, format!("removing {}", trash.display()))?;
         tracing::info!(volume = %name, "volume deleted");
@@ -272,7 +253,7 @@ impl VolumeStore {
 
 fn write_meta(dir: &Path, v: &Volume) -> Result<()> {
     let json = serde_json::to_vec_pretty(v).context(Code::InternalError, "encoding a volume")?;
-    write_atomic(&dir.join(META), &json)
+    containerization::write_atomic(&dir.join(META), &json)
 }
 
 /// Writes an ext4 image with a journal at `path`; returns its capacity.

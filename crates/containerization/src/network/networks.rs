@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
@@ -115,24 +115,6 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .context(Code::InternalError, format!("writing {}", path.display()))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .context(Code::InternalError, format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .context(Code::InternalError, format!("writing {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 impl Networks {
     /// Loads the networks stored under `dir` (created if missing).
     pub fn open(dir: impl Into<PathBuf>, host: Arc<dyn HostNetwork>) -> Result<Networks> {
@@ -169,7 +151,7 @@ impl Networks {
     fn persist(&self, s: &NetworkState) -> Result<()> {
         let json =
             serde_json::to_vec_pretty(s).context(Code::InternalError, "serialising a network")?;
-        write_atomic(&self.dir.join(format!("{}.json", s.config.id)), &json)
+        crate::write_atomic(&self.dir.join(format!("{}.json", s.config.id)), &json)
     }
 
     /// Creates network `id`. `subnet` `None` picks a free 192.168.x.0/24.
