@@ -65,14 +65,8 @@ pub(crate) async fn copy_out(
     h: &Arc<Helper>,
     req: CopyOutRequest,
 ) -> Result<Response<DataStream>, Status> {
-    // Fail the call (not the stream) when the path is missing.
-    if h.container.stat_path(&req.path).await?.is_none() {
-        return Err(ContainerizationError::not_found(format!(
-            "{} not found in container {}",
-            req.path, h.id
-        ))
-        .into());
-    }
+    // A missing path ends the stream with the agent's NotFound error;
+    // clients that need to know first (`cp`) ask StatPath.
     let (mut reader, mut writer) = tokio::io::duplex(CHUNK);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let h = h.clone();

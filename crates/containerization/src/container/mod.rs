@@ -582,13 +582,7 @@ impl LinuxContainer {
             ));
         }
         let dialer = self.dialer().await?;
-        let agent = {
-            let inner = self.inner.lock().await;
-            inner
-                .agent
-                .clone()
-                .ok_or_else(|| self.wrong_state("relay into", inner.state))?
-        };
+        let agent = self.running_agent("relay into").await?;
         let port = self.next_port.fetch_add(1, Ordering::Relaxed);
         let guest_path = format!(
             "/run/container/{}/rootfs/{}",

@@ -117,19 +117,17 @@ async fn copy_in(rt: &RuntimeClient, src: &Path, dest: &str) -> Result<()> {
         }
         (parent, Some(name))
     };
-    let base = src
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| ".".into());
     // Into `dest` when it is a directory (or with `dir/.` into a new
-    // `dest`), else renamed to dest's base name in its parent.
-    let (dir, entry) = match (contents, name) {
-        (true, None) => (dir, None),
-        (true, Some(name)) => (dir, Some(name)),
-        (false, None) => (dir, Some(base)),
-        (false, Some(name)) => (dir, Some(name)),
-    };
+    // `dest`), else renamed to dest's base name in its parent; a directory's
+    // contents (`dir/.`) copied into an existing directory need no name.
+    let entry = name.or_else(|| {
+        (!contents).then(|| {
+            src.canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| ".".into())
+        })
+    });
     let src = src.to_path_buf();
     let archive = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
         let mut file = tempfile::tempfile().context(Code::InternalError, "creating a temp file")?;
