@@ -1,5 +1,5 @@
 //! End to end through Debian's containerd and `ctr`: one private containerd
-//! is shared by every step; three VMs boot in all.
+//! is shared by every step; four VMs boot in all.
 
 mod common;
 
@@ -21,6 +21,15 @@ fn assert_gone(d: &Containerd, id: &str) {
     });
     eventually(&format!("the shim of {id} to exit"), || {
         processes_matching(&["containerd-shim-container-v2", &d.namespace, id]).is_empty()
+    });
+    eventually(&format!("the VM runtime directory of {id} to go"), || {
+        let prefix: String = id.chars().take(12).collect();
+        std::fs::read_dir("/run/container/vm")
+            .map(|dir| {
+                !dir.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            })
+            .unwrap_or(true)
     });
     let root = d.dir.path().to_string_lossy().into_owned();
     let left: Vec<_> = mounts_under(&root)
@@ -186,6 +195,32 @@ fn ctr_runs_tasks_in_vms() {
     d.ctr_ok(&["container", "delete", &t3]);
     assert_gone(&d, &t3);
     assert!(d.shim_pids().is_empty(), "shims left: {:?}", d.shim_pids());
+    // 7. A shim that dies takes its VM with it, and containerd's cleanup
+    // (the shim's `delete` action) leaves nothing behind either.
+    let t4 = id("crash");
+    d.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        &image,
+        &t4,
+        "sleep",
+        "1000",
+    ]);
+    let shims = processes_matching(&["containerd-shim-container-v2", &d.namespace, &t4]);
+    assert_eq!(shims.len(), 1, "one shim for {t4}: {shims:?}");
+    // SAFETY: kill(2) of the shim process our containerd started for t4.
+    unsafe { libc::kill(shims[0] as i32, libc::SIGKILL) };
+    eventually("containerd to notice the dead shim", || {
+        let ls = d.ctr_ok(&["task", "ls"]);
+        !ls.lines()
+            .any(|l| l.starts_with(&t4) && l.contains("RUNNING"))
+    });
+    let _ = d.ctr(&["task", "delete", &t4]);
+    d.ctr_ok(&["container", "delete", &t4]);
+    assert_gone(&d, &t4);
+
     // The shim's events reached containerd.
     // SAFETY: kill(2) of the `ctr events` child we spawned.
     unsafe { libc::kill(events.id() as i32, libc::SIGTERM) };
