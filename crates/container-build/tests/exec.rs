@@ -246,7 +246,7 @@ fn run_requests_cache_and_errors() {
     let (r, lines) = env.build(df, runner.clone(), |o| {
         o.build_args.insert("V".into(), "2".into());
     });
-    r.unwrap();
+    let first = r.unwrap();
     {
         let seen = runner.seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
@@ -264,7 +264,6 @@ fn run_requests_cache_and_errors() {
     let (r, lines) = env.build(df, again.clone(), |o| {
         o.build_args.insert("V".into(), "2".into());
     });
-    r.unwrap();
     assert!(again.seen.lock().unwrap().is_empty());
     assert_eq!(
         lines.iter().filter(|l| *l == "CACHED").count(),
