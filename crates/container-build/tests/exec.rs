@@ -270,6 +270,11 @@ fn run_requests_cache_and_errors() {
         3,
         "{lines:?}"
     );
+    assert_eq!(
+        r.unwrap().digest,
+        first.digest,
+        "an unchanged rebuild is the same image"
+    );
 
     // A changed build arg invalidates the RUN that sees it, not the COPY.
     let changed = Arc::new(FakeRunner::default());
