@@ -194,6 +194,19 @@ impl Builder {
     ) -> Result<StageResult> {
         let stage = &df.stages[idx];
         let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
+        if let Some(p) = stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            let wanted =
+                containerization_oci::Platform::parse(p).map_err(|e| at_line(stage.line, e))?;
+            if !wanted.matches(&opts.platform) {
+                return Err(at_line(
+                    stage.line,
+                    ContainerizationError::unsupported(format!(
+                        "FROM --platform={p}: only the host platform ({}) can be built",
+                        opts.platform
+                    )),
+                ));
+            }
+        }
         let mut st = if stage.is_scratch() {
             State {
                 layers: Vec::new(),
