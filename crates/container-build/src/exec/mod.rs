@@ -4,6 +4,7 @@
 //! filesystem before and after ([`diff`]). Every step is cached by a key
 //! chained from its parent ([`cache`]).
 
+mod batch;
 pub mod cache;
 pub mod config;
 pub mod copy;
