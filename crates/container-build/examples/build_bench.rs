@@ -22,6 +22,7 @@ FROM $BASE AS build
 WORKDIR /src
 COPY . .
 RUN for i in 1 2 3; do cat *.txt > out$i; done
+RUN cat out1 out2 > out3 && rm out1 out2
 FROM $BASE
 COPY --from=build /src/out3 /out
 CMD ["cat", "/out"]

@@ -246,7 +246,7 @@ fn run_requests_cache_and_errors() {
     let (r, lines) = env.build(df, runner.clone(), |o| {
         o.build_args.insert("V".into(), "2".into());
     });
-    r.unwrap();
+    let first = r.unwrap();
     {
         let seen = runner.seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
@@ -264,12 +264,16 @@ fn run_requests_cache_and_errors() {
     let (r, lines) = env.build(df, again.clone(), |o| {
         o.build_args.insert("V".into(), "2".into());
     });
-    r.unwrap();
     assert!(again.seen.lock().unwrap().is_empty());
     assert_eq!(
         lines.iter().filter(|l| *l == "CACHED").count(),
         3,
         "{lines:?}"
+    );
+    assert_eq!(
+        r.unwrap().digest,
+        first.digest,
+        "an unchanged rebuild is the same image"
     );
 
     // A changed build arg invalidates the RUN that sees it, not the COPY.
@@ -340,6 +344,18 @@ fn run_requests_cache_and_errors() {
     });
     assert!(r.unwrap_err().message.contains("only the host platform"));
 
+    let (r, _) = env.build(
+        "FROM --platform=linux/arm64 scratch\n",
+        Arc::new(FakeRunner::default()),
+        |_| {},
+    );
+    let e = r.unwrap_err();
+    assert!(
+        e.message.contains("Dockerfile:1") && e.message.contains("--platform"),
+        "{}",
+        e.message
+    );
+
     // A required secret that was not given fails before anything runs.
     let (r, _) = env.build(
         "FROM scratch\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
@@ -347,6 +363,34 @@ fn run_requests_cache_and_errors() {
         |_| {},
     );
     assert!(r.unwrap_err().message.contains("secret tok is required"));
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child() {
+    let env = Env::new();
+    env.write("f.txt", b"F");
+    let (r, _) = env.build(
+        "FROM scratch\nONBUILD COPY f.txt /from-trigger.txt\n",
+        Arc::new(FakeRunner::default()),
+        |o| o.tags = vec!["localhost/onbuild:1".into()],
+    );
+    let parent = r.unwrap();
+    let store = env.store();
+    assert_eq!(
+        config(&store, &parent)["config"]["OnBuild"],
+        serde_json::json!(["COPY f.txt /from-trigger.txt"])
+    );
+    let (r, _) = env.build(
+        "FROM localhost/onbuild:1\n",
+        Arc::new(FakeRunner::default()),
+        |_| {},
+    );
+    let child = r.unwrap();
+    assert_eq!(
+        find(&layer_entries(&store, &child), "from-trigger.txt").4,
+        b"F"
+    );
+    assert!(config(&store, &child)["config"].get("OnBuild").is_none());
 }
 
 #[test]

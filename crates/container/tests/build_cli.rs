@@ -38,6 +38,8 @@ WORKDIR /src
 COPY app.txt ./
 COPY --chown=1000:1000 data/ ./data/
 RUN echo "$MSG" > msg && rm -f /bin/vi
+RUN (sleep 1000 &); echo two > two
+RUN ps -o args | grep -c "[s]leep 1000" > procs || true
 
 FROM localhost/busybox:latest
 COPY --from=build /src /app
@@ -102,7 +104,7 @@ fn build_run_cache_target_export_and_errors() {
     let run_step = r
         .stderr
         .lines()
-        .find(|l| l.contains("] RUN echo"))
+        .find(|l| l.contains("] RUN echo \"$MSG\""))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no RUN step in: {}", r.stderr))
         .to_string();
@@ -141,7 +143,7 @@ fn build_run_cache_target_export_and_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(7), "{v}");
     d.run(&["image", "delete", "localhost/built:stage"]).ok();
     let loaded = d
         .run(&["image", "load", "-i", archive.to_str().unwrap()])
@@ -154,10 +156,12 @@ fn build_run_cache_target_export_and_errors() {
             "localhost/built:stage",
             "sh",
             "-c",
-            "cat /src/msg; pwd; test -e /bin/vi && echo vi-present || echo vi-removed",
+            "cat /src/msg /src/two /src/procs; pwd; test -e /bin/vi && echo vi-present || echo vi-removed",
         ])
         .ok();
-    assert_eq!(out, "hello-arg\n/src\nvi-removed\n");
+    // The three RUNs share one VM; what the second left running was ended
+    // before the third, as if each RUN had its own container.
+    assert_eq!(out, "hello-arg\ntwo\n0\n/src\nvi-removed\n");
 
     // RUN mounts: a secret (never in the image) and a cache; the result is
     // exported as files with -o type=local.

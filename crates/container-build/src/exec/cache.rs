@@ -21,6 +21,13 @@ pub struct CacheEntry {
     pub layer: Option<LayerRef>,
 }
 
+/// When an image with a given final key was first made, so a rebuild that
+/// changed nothing produces the same config and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Created {
+    created: String,
+}
+
 /// The cache directory of a state root.
 #[derive(Debug, Clone)]
 pub struct BuildCache {
@@ -80,5 +87,30 @@ impl BuildCache {
             .map_err(|e| e.error)
             .context(Code::InternalError, "storing a cache entry")?;
         Ok(())
+    }
+
+    /// The `created` time recorded for image key `key`, else `now`
+    /// (recorded for next time).
+    pub fn created(&self, key: &str, now: &str) -> Result<String> {
+        let path = self.dir.join(format!("image-{key}.json"));
+        if let Some(c) = fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<Created>(&d).ok())
+        {
+            return Ok(c.created);
+        }
+        let data = serde_json::to_vec(&Created {
+            created: now.to_string(),
+        })
+        .context(Code::InternalError, "encoding a cache entry")?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
+            .context(Code::InternalError, "creating a cache entry")?;
+        tmp.write_all(&data)
+            .and_then(|_| tmp.as_file().sync_all())
+            .context(Code::InternalError, "writing a cache entry")?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .context(Code::InternalError, "storing a cache entry")?;
+        Ok(now.to_string())
     }
 }

@@ -4,6 +4,7 @@
 //! filesystem before and after ([`diff`]). Every step is cached by a key
 //! chained from its parent ([`cache`]).
 
+mod batch;
 pub mod cache;
 pub mod config;
 pub mod copy;
@@ -202,7 +203,19 @@ impl Builder {
             .ok_or_else(|| ContainerizationError::internal("the target stage was not built"))?;
         let mut config = result.config.clone();
         config.add_labels(&opts.labels);
-        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // An unchanged rebuild keeps its first `created`, hence its digest.
+        let created = if opts.no_cache {
+            now
+        } else {
+            let labels: Vec<String> = opts
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let key = cache::chain(&result.key, &[&labels.join("\n")]);
+            self.cache.created(&key, &now)?
+        };
         let image = image::write_image(
             self.store.content(),
             &result.layers,

@@ -56,6 +56,23 @@ impl std::fmt::Debug for RunRequest {
 pub trait RunExecutor: Send + Sync {
     /// Runs the command to completion; returns its exit code.
     fn run(&self, req: RunRequest) -> BoxFuture<'_, Result<i32>>;
+
+    /// Starts one VM for several RUNs in a row on `req.rootfs` (`req.args`
+    /// is ignored); `None` when this executor runs each RUN on its own.
+    fn session(&self, _req: RunRequest) -> BoxFuture<'_, Result<Option<Box<dyn RunSession>>>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A VM kept for consecutive RUNs (see [`RunExecutor::session`]).
+pub trait RunSession: Send {
+    /// Runs one command, ends whatever it left running, flushes the guest's
+    /// filesystems and pauses the VM, so the rootfs image can be read.
+    fn exec(&mut self, req: RunRequest) -> BoxFuture<'_, Result<i32>>;
+    /// Resumes the VM after [`RunSession::exec`].
+    fn resume(&mut self) -> BoxFuture<'_, Result<()>>;
+    /// Stops the VM.
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
 }
 
 /// Runs each RUN in a fresh QEMU microVM through `containerization`.
@@ -115,12 +132,7 @@ impl RunExecutor for VmRunExecutor {
                 c.process.args = req.args.clone();
                 c.process.env = req.env.clone();
                 c.process.cwd = req.cwd.clone();
-                c.process.user = User {
-                    uid: req.uid,
-                    gid: req.gid,
-                    additional_gids: Vec::new(),
-                    ..User::default()
-                };
+                c.process.user = run_user(&req);
                 c.process.stdout = Stdio::Writer(Box::new(Sink(out.clone())));
                 c.process.stderr = Stdio::Writer(Box::new(Sink(out)));
                 c.cpus = req.cpus.max(1);
@@ -146,6 +158,89 @@ impl RunExecutor for VmRunExecutor {
             stopped?;
             Ok(status.exit_code)
         })
+    }
+
+    fn session(&self, req: RunRequest) -> BoxFuture<'_, Result<Option<Box<dyn RunSession>>>> {
+        Box::pin(async move {
+            let rootfs = Mount::block("ext4", &req.rootfs, "/", Vec::new());
+            let container = LinuxContainer::new(&req.id, rootfs, self.vmm()?, |c| {
+                // An idle init that leaves at SIGTERM; the RUNs are execs.
+                c.process.args = vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    // USR1: end everything a RUN left behind (kill -1 from the
+                    // namespace's init reaches every other process).
+                    "trap 'kill -9 -1' USR1; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done".into(),
+                ];
+                c.process.env = req.env.clone();
+                c.cpus = req.cpus.max(1);
+                c.memory_in_bytes = req.memory.max(64 << 20);
+                c.hostname = "buildkitsandbox".into();
+                c.stop_timeout = std::time::Duration::from_secs(2);
+                Ok(())
+            })?;
+            container.create().await?;
+            if let Err(e) = container.start().await {
+                let _ = container.stop().await;
+                return Err(e);
+            }
+            Ok(Some(
+                Box::new(VmSession { container, n: 0 }) as Box<dyn RunSession>
+            ))
+        })
+    }
+}
+
+/// One VM serving consecutive RUNs.
+struct VmSession {
+    container: LinuxContainer,
+    n: usize,
+}
+
+impl VmSession {
+    async fn exec_one(&mut self, req: &RunRequest) -> Result<i32> {
+        let out = req.output.clone();
+        self.n += 1;
+        let id = format!("run-{}", self.n);
+        let p = self
+            .container
+            .exec(&id, |p| {
+                p.args = req.args.clone();
+                p.env = req.env.clone();
+                p.cwd = req.cwd.clone();
+                p.user = run_user(req);
+                p.stdout = Stdio::Writer(Box::new(Sink(out.clone())));
+                p.stderr = Stdio::Writer(Box::new(Sink(out)));
+                Ok(())
+            })
+            .await?;
+        p.start().await?;
+        let status = p.wait(None).await;
+        let _ = p.delete().await;
+        Ok(status?.exit_code)
+    }
+}
+
+impl RunSession for VmSession {
+    fn exec(&mut self, req: RunRequest) -> BoxFuture<'_, Result<i32>> {
+        Box::pin(async move {
+            let code = self.exec_one(&req).await?;
+            // Each RUN starts clean, as in its own container: the init
+            // ends anything it left running.
+            self.container.kill(libc::SIGUSR1).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            self.container.sync().await?;
+            self.container.pause().await?;
+            Ok(code)
+        })
+    }
+
+    fn resume(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.container.resume().await })
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move { self.container.stop().await })
     }
 }
 
@@ -183,5 +278,15 @@ impl Tail {
             .lock()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+}
+
+/// The user a RUN step runs as (its ids were resolved from the image's
+/// /etc/passwd on the host).
+fn run_user(req: &RunRequest) -> User {
+    User {
+        uid: req.uid,
+        gid: req.gid,
+        ..User::default()
     }
 }

@@ -35,7 +35,7 @@ pub struct StageResult {
 }
 
 /// Prefixes a failure with the Dockerfile line, as parse errors are.
-fn at_line(line: usize, e: ContainerizationError) -> ContainerizationError {
+pub(super) fn at_line(line: usize, e: ContainerizationError) -> ContainerizationError {
     if e.message.starts_with("Dockerfile:") {
         return e;
     }
@@ -91,7 +91,7 @@ pub fn describe(kind: &InstructionKind) -> String {
     }
 }
 
-fn history(created_by: &str, empty: bool) -> Value {
+pub(super) fn history(created_by: &str, empty: bool) -> Value {
     let mut h = json!({"created_by": created_by, "comment": "container build"});
     if empty {
         h["empty_layer"] = json!(true);
@@ -103,13 +103,54 @@ fn history(created_by: &str, empty: bool) -> Value {
 type SecretFile = (String, Vec<u8>, u32, u32, u32);
 
 /// The state of a stage while it builds.
-struct State {
-    layers: Vec<LayerRef>,
-    config: ImageConfig,
-    history: Vec<Value>,
-    key: String,
-    label: String,
-    total: usize,
+pub(super) struct State {
+    pub(super) layers: Vec<LayerRef>,
+    pub(super) config: ImageConfig,
+    pub(super) history: Vec<Value>,
+    pub(super) key: String,
+    pub(super) label: String,
+    pub(super) total: usize,
+    /// ONBUILD triggers run before the stage's own instructions.
+    pub(super) triggers: usize,
+}
+
+impl State {
+    /// The ARGs in scope before instruction `i` (triggers see none).
+    pub(super) fn args_before(&self, stage: &Stage, i: usize) -> Vec<(String, String)> {
+        i.checked_sub(self.triggers)
+            .map(|j| stage.args_before(j))
+            .unwrap_or_default()
+    }
+
+    /// The environment of a RUN at `i`: ARGs, then the image's `Env`
+    /// (which wins), and a default `PATH`.
+    pub(super) fn run_env(&self, stage: &Stage, i: usize) -> Vec<(String, String)> {
+        let mut env = self.args_before(stage, i);
+        for (k, v) in self.config.env() {
+            env.retain(|(key, _)| key != &k);
+            env.push((k, v));
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        env
+    }
+
+    /// The cache key of a RUN at `i` after the current step.
+    pub(super) fn run_key(
+        &self,
+        parent: &str,
+        stage: &Stage,
+        i: usize,
+        kind: &InstructionKind,
+    ) -> String {
+        let args: Vec<String> = self
+            .args_before(stage, i)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        chain(parent, &[&format!("{kind:?}"), &args.join("\n")])
+    }
 }
 
 impl Builder {
@@ -180,6 +221,7 @@ impl Builder {
             key: chain("", &["image", desc.digest().as_ref()]),
             label: String::new(),
             total: 0,
+            triggers: 0,
         })
     }
 
@@ -194,6 +236,19 @@ impl Builder {
     ) -> Result<StageResult> {
         let stage = &df.stages[idx];
         let name = stage.name.clone().unwrap_or_else(|| format!("stage-{idx}"));
+        if let Some(p) = stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            let wanted =
+                containerization_oci::Platform::parse(p).map_err(|e| at_line(stage.line, e))?;
+            if !wanted.matches(&opts.platform) {
+                return Err(at_line(
+                    stage.line,
+                    ContainerizationError::unsupported(format!(
+                        "FROM --platform={p}: only the host platform ({}) can be built",
+                        opts.platform
+                    )),
+                ));
+            }
+        }
         let mut st = if stage.is_scratch() {
             State {
                 layers: Vec::new(),
@@ -202,6 +257,7 @@ impl Builder {
                 key: chain("", &["scratch", &opts.platform.architecture]),
                 label: String::new(),
                 total: 0,
+                triggers: 0,
             }
         } else if let Some(b) = stage.base_stage {
             let r = built[b].clone().ok_or_else(|| {
@@ -216,6 +272,7 @@ impl Builder {
                 key: r.key,
                 label: String::new(),
                 total: 0,
+                triggers: 0,
             }
         } else {
             let t = Instant::now();
@@ -236,13 +293,24 @@ impl Builder {
             instructions.push(parse_trigger(stage.line, &trigger)?);
         }
         st.config.clear_onbuild();
+        st.triggers = instructions.len();
         instructions.extend(stage.instructions.iter().cloned());
         st.total = instructions.len() + 1;
         st.label = name;
-        for (i, ins) in instructions.iter().enumerate() {
+        let mut i = 0;
+        while i < instructions.len() {
+            let done = self
+                .run_batch(&mut st, stage, &instructions, i, opts)
+                .await?;
+            if done > 0 {
+                i += done;
+                continue;
+            }
+            let ins = &instructions[i];
             self.step(&mut st, stage, i, ins, df, built, context, opts)
                 .await
                 .map_err(|e| at_line(ins.line, e))?;
+            i += 1;
         }
         Ok(StageResult {
             layers: st.layers,
@@ -269,12 +337,7 @@ impl Builder {
         let debug = format!("{:?}", ins.kind);
         match &ins.kind {
             InstructionKind::Run(run) => {
-                let args: Vec<String> = stage
-                    .args_before(i)
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                let key = chain(&st.key, &[&debug, &args.join("\n")]);
+                let key = st.run_key(&st.key, stage, i, &ins.kind);
                 let n = self.reporter.step(&label);
                 let t = Instant::now();
                 let entry = match self.cached(&key, opts) {
@@ -345,14 +408,14 @@ impl Builder {
         Ok(())
     }
 
-    fn cached(&self, key: &str, opts: &BuildOptions) -> Option<CacheEntry> {
+    pub(super) fn cached(&self, key: &str, opts: &BuildOptions) -> Option<CacheEntry> {
         if opts.no_cache {
             return None;
         }
         self.cache.get(key, self.store.content())
     }
 
-    fn add(&self, st: &mut State, key: String, layer: Option<LayerRef>, text: &str) {
+    pub(super) fn add(&self, st: &mut State, key: String, layer: Option<LayerRef>, text: &str) {
         st.history.push(history(text, layer.is_none()));
         if let Some(l) = layer {
             st.layers.push(l);
@@ -440,14 +503,7 @@ impl Builder {
         let before = Ext4::open(&before_path)?;
         let user = st.config.user();
         let (uid, gid) = resolve_user(Some(&before), &user, false)?;
-        let mut env: Vec<(String, String)> = stage.args_before(i);
-        for (k, v) in st.config.env() {
-            env.retain(|(key, _)| key != &k);
-            env.push((k, v));
-        }
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push(("PATH".into(), DEFAULT_PATH.into()));
-        }
+        let mut env = st.run_env(stage, i);
         // lost+found belongs to the ext4 image, not to the container's files.
         let mut ignore: Ignore = ["proc", "sys", "dev", "lost+found"]
             .iter()
@@ -497,18 +553,7 @@ impl Builder {
         };
         if code != 0 {
             cleanup();
-            let shown = match &run.command {
-                Command::Shell(s) => s.clone(),
-                Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
-            };
-            let out = tail.text();
-            let out = out.trim_end();
-            let msg = if out.is_empty() {
-                format!("RUN {shown}: the command failed with exit code {code} (no output)")
-            } else {
-                format!("RUN {shown}: the command failed with exit code {code}; its output:\n{out}")
-            };
-            return Err(ContainerizationError::new(Code::Unknown, msg));
+            return Err(run_failed(run, code, &tail));
         }
         let after = Ext4::open(&rootfs)?;
         let mut w = LayerWriter::new()?;
@@ -661,10 +706,26 @@ impl Builder {
     }
 }
 
+/// The error of a RUN that exited with `code`: command, output, code.
+pub(super) fn run_failed(run: &Run, code: i32, tail: &Tail) -> ContainerizationError {
+    let shown = match &run.command {
+        Command::Shell(s) => s.clone(),
+        Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+    };
+    let out = tail.text();
+    let out = out.trim_end();
+    let msg = if out.is_empty() {
+        format!("RUN {shown}: the command failed with exit code {code} (no output)")
+    } else {
+        format!("RUN {shown}: the command failed with exit code {code}; its output:\n{out}")
+    };
+    ContainerizationError::new(Code::Unknown, msg)
+}
+
 /// argv of a RUN: exec form as is; shell form through `SHELL`, with its
 /// heredocs appended so the shell reads them (a lone `<<EOF` runs the body
 /// as the script).
-fn run_argv(config: &ImageConfig, run: &Run) -> Vec<String> {
+pub(super) fn run_argv(config: &ImageConfig, run: &Run) -> Vec<String> {
     match &run.command {
         Command::Exec(v) => v.clone(),
         Command::Shell(s) => {

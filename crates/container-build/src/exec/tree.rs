@@ -99,12 +99,44 @@ impl HostTree {
         }
     }
 
+    /// The host path of `rel`: symlinks in its directories are followed
+    /// inside the context only (an absolute or climbing target is taken
+    /// relative to the context root, as Docker does), so no source reaches
+    /// outside the context. The last component is not followed.
     fn path(&self, rel: &str) -> PathBuf {
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
+        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let Some((last, dirs)) = comps.split_last() else {
+            return self.root.clone();
+        };
+        let mut cur: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = dirs.iter().rev().map(|s| s.to_string()).collect();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    cur.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let candidate = self.root.join(cur.join("/")).join(&c);
+            match fs::symlink_metadata(&candidate) {
+                Ok(m) if m.file_type().is_symlink() && hops < 40 => {
+                    hops += 1;
+                    let target = fs::read_link(&candidate)
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    todo.extend(target.split('/').rev().map(String::from));
+                }
+                _ => cur.push(c),
+            }
         }
+        cur.push(last.to_string());
+        self.root.join(cur.join("/"))
     }
 }
 
@@ -285,4 +317,32 @@ pub fn expand_source(tree: &dyn SourceTree, src: &str) -> Result<Vec<String>> {
     found.retain(|p| !tree.excluded(p));
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_symlinks_stay_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        fs::create_dir_all(ctx.join("real")).unwrap();
+        fs::write(ctx.join("real/f"), "inside").unwrap();
+        fs::write(dir.path().join("f"), "outside").unwrap();
+        std::os::unix::fs::symlink("/", ctx.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../..", ctx.join("up")).unwrap();
+        std::os::unix::fs::symlink("real", ctx.join("rel")).unwrap();
+        let t = HostTree::new(&ctx, DockerIgnore::default());
+        let read = |p: &str| {
+            let mut s = String::new();
+            t.open(p).unwrap().read_to_string(&mut s).unwrap();
+            s
+        };
+        assert_eq!(read("rel/f"), "inside");
+        assert_eq!(read("abs/real/f"), "inside", "/ is the context root");
+        assert_eq!(read("up/real/f"), "inside", ".. stops at the context root");
+        assert!(t.stat("up/f").unwrap().is_none(), "never the file outside");
+        assert_eq!(t.stat("rel").unwrap().unwrap().kind, Kind::Symlink);
+    }
 }
