@@ -113,21 +113,19 @@ impl ImageConfig {
 
     /// `Shell` (Docker's extension), else `/bin/sh -c`.
     pub fn shell(&self) -> Vec<String> {
-        self.cfg_get("Shell")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .filter(|v: &Vec<String>| !v.is_empty())
+        Some(self.cfg_strings("Shell"))
+            .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
     }
 
     /// `OnBuild` triggers.
     pub fn onbuild(&self) -> Vec<String> {
-        self.cfg_get("OnBuild")
+        self.cfg_strings("OnBuild")
+    }
+
+    /// A config field holding a list of strings (empty when absent).
+    fn cfg_strings(&self, key: &str) -> Vec<String> {
+        self.cfg_get(key)
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
