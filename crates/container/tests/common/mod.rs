@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The workspace root (for scripts/).
 pub fn workspace() -> PathBuf {
@@ -126,14 +128,6 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
         assert_eq!(
@@ -178,12 +172,14 @@ impl Daemon {
 
     /// Runs the CLI with no stdin.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(
-            self.cmd(args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("running container"),
-        )
+        let child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running container");
+        finish_within(child, args)
     }
 
     /// Runs the CLI feeding `input` on stdin.
@@ -202,7 +198,64 @@ impl Daemon {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        Run::from(child.wait_with_output().expect("waiting for container"))
+        finish_within(child, args)
+    }
+}
+
+/// The longest any one CLI command may take in a test: a hang becomes a
+/// failure naming the command and what it printed, not a stuck CI run.
+const COMMAND_LIMIT: Duration = Duration::from_secs(600);
+
+/// Waits for a CLI run started with piped stdout and stderr; past
+/// [`COMMAND_LIMIT`] it is killed and the test fails.
+fn finish_within(mut child: Child, args: &[&str]) -> Run {
+    drop(child.stdin.take());
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let Some(mut pipe) = pipe else { return };
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        (buf, reader)
+    };
+    let (out, out_reader) = collect(child.stdout.take().map(|p| Box::new(p) as _));
+    let (err, err_reader) = collect(child.stderr.take().map(|p| Box::new(p) as _));
+    let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for container") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`container {}` did not finish within {} s\nstdout: {}\nstderr: {}",
+                args.join(" "),
+                COMMAND_LIMIT.as_secs(),
+                text(&out),
+                text(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Output ends with the command, unless something it started (a daemon)
+    // still holds the pipe: then take what arrived.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !(out_reader.is_finished() && err_reader.is_finished()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: text(&out),
+        stderr: text(&err),
     }
 }
 
