@@ -19,6 +19,11 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Installing qemu-system-x86 removes a backported qemu-utils (and qemu-img
+# with it): whenever either is missing, ask for both in one transaction.
+if ! command -v qemu-img >/dev/null || ! command -v qemu-system-x86_64 >/dev/null; then
+  missing+=(qemu-system-x86 qemu-utils/bookworm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   apt-get update -qq
@@ -26,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # downgrade it cannot resolve: install both in one transaction.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "${missing[@]}" >/dev/null
 fi
+
+for tool in qemu-img qemu-system-x86_64 skopeo docker-registry mkfs.ext4 e2fsck nft containerd ctr; do
+  command -v "$tool" >/dev/null || { log "$tool is still missing after apt-get"; exit 1; }
+done
 
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v vhost-device-vsock >/dev/null; then
