@@ -71,6 +71,36 @@ async fn links_addresses_and_routes_in_a_private_namespace() {
     assert!(routes.contains("default via 10.200.0.1 dev v0"), "{routes}");
     assert!(routes.contains("10.201.0.0/16 dev v0"), "{routes}");
 
+    // IPv6: an address (usable at once: no duplicate address detection),
+    // a link route and a default route.
+    c.address_add("v0", "fd00:64::2/64").await.unwrap();
+    let addr = ip_in(pid, &["-o", "-6", "addr", "show", "v0"]);
+    assert!(addr.contains("inet6 fd00:64::2/64"), "{addr}");
+    // Without DAD the kernel's work item clears "tentative" within
+    // milliseconds; with it, only after a second or more.
+    let mut usable = false;
+    for _ in 0..25 {
+        let a = ip_in(pid, &["-o", "-6", "addr", "show", "to", "fd00:64::2"]);
+        if !a.is_empty() && !a.contains("tentative") {
+            usable = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(usable, "fd00:64::2 still tentative after 500 ms");
+    c.route_add_link("v0", "fd00:65::9/48", None).await.unwrap();
+    c.route_add_default("v0", "fd00:64::1").await.unwrap();
+    let routes = ip_in(pid, &["-6", "route"]);
+    assert!(routes.contains("fd00:65::/48 dev v0"), "{routes}");
+    assert!(routes.contains("default via fd00:64::1 dev v0"), "{routes}");
+    let err = c.address_add("v0", "fd00:64::2/129").await.unwrap_err();
+    assert!(err.is_code(Code::InvalidArgument), "{err:?}");
+    let err = c
+        .address_add("nosuchif0", "fd00:64::2/64")
+        .await
+        .unwrap_err();
+    assert!(err.is_code(Code::NotFound), "{err:?}");
+
     c.down("v0").await.unwrap();
     let link = ip_in(pid, &["-o", "link", "show", "v0"]);
     assert!(!link.contains(",UP"), "{link}");

@@ -1,8 +1,9 @@
-//! IPv4 interface and route configuration with the classic ioctls
-//! (SIOCSIFFLAGS, SIOCSIFMTU, SIOCSIFADDR, SIOCSIFNETMASK, SIOCADDRT): no
-//! netlink library needed in the static agent.
+//! Interface, address and route configuration with the classic ioctls
+//! (SIOCSIFFLAGS, SIOCSIFMTU, SIOCSIFADDR, SIOCSIFNETMASK, SIOCADDRT; for
+//! IPv6 the same calls on an AF_INET6 socket with `in6_ifreq`/`in6_rtmsg`):
+//! no netlink library needed in the static agent.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use containerization_error::{ContainerizationError, Result};
@@ -30,8 +31,12 @@ const RTF_UP: libc::c_ushort = 0x0001;
 const RTF_GATEWAY: libc::c_ushort = 0x0002;
 
 fn socket() -> Result<OwnedFd> {
+    socket_of(nix::sys::socket::AddressFamily::Inet)
+}
+
+fn socket_of(family: nix::sys::socket::AddressFamily) -> Result<OwnedFd> {
     nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Inet,
+        family,
         nix::sys::socket::SockType::Datagram,
         nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         None,
@@ -135,6 +140,10 @@ pub(super) fn link_set(r: proto::IpLinkSetRequest) -> Result<()> {
 }
 
 pub(super) fn addr_add(r: proto::IpAddrAddRequest) -> Result<()> {
+    if r.address.contains(':') {
+        let (ip, len) = parse_cidr6(&r.address)?;
+        return addr_add6(&r.interface, ip, len);
+    }
     let (ip, mask, _) = parse_cidr(&r.address)?;
     let fd = socket()?;
     let mut req = ifreq(&r.interface)?;
@@ -190,20 +199,139 @@ fn add_route(
 }
 
 pub(super) fn route_add_link(r: proto::IpRouteAddLinkRequest) -> Result<()> {
+    if r.destination.contains(':') {
+        let (ip, len) = parse_cidr6(&r.destination)?;
+        return add_route6(&r.interface, network6(ip, len), len, None);
+    }
     let (ip, mask, _) = parse_cidr(&r.destination)?;
     let network = Ipv4Addr::from(u32::from(ip) & u32::from(mask));
     add_route(&r.interface, network, mask, None)
 }
 
 pub(super) fn route_add_default(r: proto::IpRouteAddDefaultRequest) -> Result<()> {
-    let gw: Ipv4Addr = r.gateway.parse().map_err(|_| {
+    let gw: IpAddr = r.gateway.parse().map_err(|_| {
         ContainerizationError::invalid_argument(format!("invalid gateway {:?}", r.gateway))
     })?;
+    let gw = match gw {
+        IpAddr::V6(gw) => return add_route6(&r.interface, Ipv6Addr::UNSPECIFIED, 0, Some(gw)),
+        IpAddr::V4(gw) => gw,
+    };
     add_route(
         &r.interface,
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
         Some(gw),
+    )
+}
+
+/// `struct in6_ifreq` from <linux/ipv6.h>.
+#[repr(C)]
+struct In6Ifreq {
+    ifr6_addr: libc::in6_addr,
+    ifr6_prefixlen: u32,
+    ifr6_ifindex: libc::c_int,
+}
+
+/// `struct in6_rtmsg` from <linux/ipv6_route.h>.
+#[repr(C)]
+struct In6Rtmsg {
+    rtmsg_dst: libc::in6_addr,
+    rtmsg_src: libc::in6_addr,
+    rtmsg_gateway: libc::in6_addr,
+    rtmsg_type: u32,
+    rtmsg_dst_len: u16,
+    rtmsg_src_len: u16,
+    rtmsg_metric: u32,
+    rtmsg_info: libc::c_ulong,
+    rtmsg_flags: u32,
+    rtmsg_ifindex: libc::c_int,
+}
+
+/// The metric `ip -6 route` gives routes without one (IP6_RT_PRIO_USER).
+const IP6_RT_PRIO_USER: u32 = 1024;
+
+/// Parses "2001:db8::2/64" into the address and its prefix length.
+pub fn parse_cidr6(cidr: &str) -> Result<(Ipv6Addr, u8)> {
+    let bad = || ContainerizationError::invalid_argument(format!("invalid IPv6 CIDR {cidr:?}"));
+    let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
+    let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if len > 128 {
+        return Err(bad());
+    }
+    Ok((ip, len))
+}
+
+/// The network of `ip/len` (host bits cleared).
+fn network6(ip: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    };
+    Ipv6Addr::from(u128::from(ip) & mask)
+}
+
+fn in6(ip: Ipv6Addr) -> libc::in6_addr {
+    libc::in6_addr {
+        s6_addr: ip.octets(),
+    }
+}
+
+fn if_index(name: &str) -> Result<libc::c_int> {
+    ifreq(name)?;
+    let index = nix::net::if_::if_nametoindex(name)
+        .map_err(|e| crate::sys::errno_error(e, format!("interface {name} not found")))?;
+    libc::c_int::try_from(index)
+        .map_err(|_| ContainerizationError::internal(format!("interface index {index} too large")))
+}
+
+fn addr_add6(interface: &str, ip: Ipv6Addr, len: u8) -> Result<()> {
+    let ifindex = if_index(interface)?;
+    // The address is the VM's own, assigned by the host's IPAM: skip
+    // duplicate address detection, which would leave it unusable
+    // ("tentative") for the first second or more.
+    let dad = format!("/proc/sys/net/ipv6/conf/{interface}/accept_dad");
+    if let Err(e) = std::fs::write(&dad, "0") {
+        return Err(ContainerizationError::internal(format!(
+            "cannot configure IPv6 on {interface} (is IPv6 disabled?)"
+        ))
+        .with_cause(e));
+    }
+    let fd = socket_of(nix::sys::socket::AddressFamily::Inet6)?;
+    let mut req = In6Ifreq {
+        ifr6_addr: in6(ip),
+        ifr6_prefixlen: u32::from(len),
+        ifr6_ifindex: ifindex,
+    };
+    ioctl(
+        &fd,
+        libc::SIOCSIFADDR,
+        &mut req,
+        &format!("cannot add the address {ip}/{len} to {interface}"),
+    )
+}
+
+fn add_route6(interface: &str, dst: Ipv6Addr, len: u8, gateway: Option<Ipv6Addr>) -> Result<()> {
+    let ifindex = if_index(interface)?;
+    let fd = socket_of(nix::sys::socket::AddressFamily::Inet6)?;
+    let mut rt = In6Rtmsg {
+        rtmsg_dst: in6(dst),
+        rtmsg_src: in6(Ipv6Addr::UNSPECIFIED),
+        rtmsg_gateway: in6(gateway.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+        rtmsg_type: 0,
+        rtmsg_dst_len: u16::from(len),
+        rtmsg_src_len: 0,
+        rtmsg_metric: IP6_RT_PRIO_USER,
+        rtmsg_info: 0,
+        rtmsg_flags: u32::from(RTF_UP | if gateway.is_some() { RTF_GATEWAY } else { 0 }),
+        rtmsg_ifindex: ifindex,
+    };
+    ioctl(
+        &fd,
+        libc::SIOCADDRT,
+        &mut rt,
+        &format!("cannot add an IPv6 route via {interface}"),
     )
 }
 
@@ -220,5 +348,18 @@ mod tests {
         assert!(parse_cidr("192.168.64.2").is_err());
         assert!(parse_cidr("192.168.64.2/33").is_err());
         assert_eq!(parse_cidr("0.0.0.0/0").unwrap().1, Ipv4Addr::UNSPECIFIED);
+    }
+
+    #[test]
+    fn cidr6_parses_and_masks() {
+        let (ip, len) = parse_cidr6("fd00:64::2/64").unwrap();
+        assert_eq!(ip, "fd00:64::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(len, 64);
+        assert_eq!(network6(ip, len), "fd00:64::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(network6(ip, 0), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(network6(ip, 128), ip);
+        assert!(parse_cidr6("fd00::2").is_err());
+        assert!(parse_cidr6("fd00::2/129").is_err());
+        assert!(parse_cidr6("10.0.0.1/8").is_err());
     }
 }
