@@ -49,6 +49,9 @@ pub struct ContainerConfiguration {
     pub hostname: String,
     /// Kernel to boot instead of the default.
     pub kernel: Option<String>,
+    /// Init filesystem (initfs) to boot instead of the default.
+    #[serde(default)]
+    pub init_image: Option<String>,
     /// Mount the rootfs read-only.
     pub read_only: bool,
     /// Interfaces, in order (`eth0`, `eth1`, ...); empty: no network.
@@ -217,6 +220,9 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// `-k`.
     pub kernel: Option<String>,
+    /// `--init-image`.
+    #[serde(default)]
+    pub init_image: Option<String>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--network` (empty: the default network).

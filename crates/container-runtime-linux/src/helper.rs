@@ -199,10 +199,11 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         (Stdio::Null, None)
     };
 
-    let vmm = Arc::new(QemuVirtualMachineManager::new(
-        kernel(&config)?,
-        default_initfs()?,
-    ));
+    let initfs = match &config.init_image {
+        Some(p) => p.into(),
+        None => default_initfs()?,
+    };
+    let vmm = Arc::new(QemuVirtualMachineManager::new(kernel(&config)?, initfs));
     // Published ports are bound and TAPs made before the VM boots: a taken
     // port or a missing bridge fails the start with nothing running.
     let forwarders = match config.networks.first() {

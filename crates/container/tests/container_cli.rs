@@ -100,8 +100,40 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("not found"), "{}", r.stderr);
 
-    // Unsupported flags are parsed and refused clearly.
-    let r = d.run(&["run", "--init-image", "x", &image]);
-    assert_eq!(r.code, 7, "{}", r.stderr);
-    assert!(r.stderr.contains("not supported yet"), "{}", r.stderr);
+    // --init-image boots another initfs (here a copy of the default one,
+    // from a relative path); a missing or non-initfs file is refused
+    // before anything is created.
+    let boot = tempfile::tempdir().unwrap();
+    let initfs = std::env::var("CONTAINER_INITFS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| common::workspace().join("build/initfs.cpio.gz"));
+    std::fs::copy(&initfs, boot.path().join("mine.cpio.gz")).unwrap();
+    std::fs::write(boot.path().join("notes.txt"), "not an initfs").unwrap();
+    let r = d.run_in(
+        boot.path(),
+        &[
+            "run",
+            "--rm",
+            "--init-image",
+            "mine.cpio.gz",
+            &image,
+            "echo",
+            "own-init",
+        ],
+    );
+    assert_eq!((r.code, r.stdout.trim()), (0, "own-init"), "{}", r.stderr);
+    let r = d.run_in(
+        boot.path(),
+        &["run", "--init-image", "nosuch.cpio.gz", &image],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--init-image nosuch.cpio.gz"),
+        "{}",
+        r.stderr
+    );
+    let r = d.run_in(boot.path(), &["run", "--init-image", "notes.txt", &image]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not an initfs"), "{}", r.stderr);
+    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
 }

@@ -153,6 +153,7 @@ pub(crate) fn merge(
         stop_signal,
         auto_remove: opts.auto_remove,
         kernel: opts.kernel.clone(),
+        init_image: opts.init_image.clone(),
         read_only: opts.read_only,
         security: opts.security.clone(),
         mounts: Vec::new(),

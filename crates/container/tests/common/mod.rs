@@ -172,8 +172,14 @@ impl Daemon {
 
     /// Runs the CLI with no stdin.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(Path::new("."), args)
+    }
+
+    /// Runs the CLI with no stdin from the working directory `dir`.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
         let child = self
             .cmd(args)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,7 +1,7 @@
 //! Flags of `run`, `create` and `exec` (Apple's names), and how they become
 //! a create request.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use container_api::config::CreateOptions;
@@ -97,9 +97,10 @@ pub struct RunArgs {
     /// Kernel to boot.
     #[arg(short = 'k', long)]
     pub kernel: Option<PathBuf>,
-    /// Init image.
+    /// Guest init filesystem to boot instead of the installed one (a gzip'd
+    /// or plain newc cpio whose /sbin/vminitd is the agent).
     #[arg(long = "init-image")]
-    pub init_image: Option<String>,
+    pub init_image: Option<PathBuf>,
     /// Resource limit type=soft[:hard].
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -138,10 +139,6 @@ pub struct RunArgs {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
-}
-
-fn unsupported(flag: &str, what: &str) -> ContainerizationError {
-    ContainerizationError::unsupported(format!("{flag} is not supported yet ({what})"))
 }
 
 /// `-m 512M` -> bytes.
@@ -210,12 +207,6 @@ impl RunArgs {
     /// Validates the flags and builds the create request.
     pub fn to_options(&self) -> Result<CreateOptions> {
         let mounts = super::mounts::parse_all(&self.volumes, &self.mount, &self.tmpfs)?;
-        if self.init_image.is_some() {
-            return Err(unsupported(
-                "--init-image",
-                "the guest init comes from the installed initfs",
-            ));
-        }
         let security = container_api::config::ProcessSecurity {
             rlimits: self
                 .ulimit
@@ -271,7 +262,16 @@ impl RunArgs {
             memory_in_bytes: self.memory.as_deref().map(parse_memory).transpose()?,
             labels,
             auto_remove: self.rm,
-            kernel: self.kernel.as_ref().map(|k| k.display().to_string()),
+            kernel: self
+                .kernel
+                .as_deref()
+                .map(|k| boot_file(k, "--kernel", None))
+                .transpose()?,
+            init_image: self
+                .init_image
+                .as_deref()
+                .map(|i| boot_file(i, "--init-image", Some(INITFS_MAGICS)))
+                .transpose()?,
             read_only: self.read_only,
             networks: self
                 .network
@@ -396,6 +396,37 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .find(|sig| sig.as_str().strip_prefix("SIG") == Some(name))
         .map(|sig| sig as i32)
         .ok_or_else(|| ContainerizationError::invalid_argument(format!("unknown signal '{s}'")))
+}
+
+/// What an initfs starts with: gzip, or a newc cpio header.
+const INITFS_MAGICS: &[&[u8]] = &[b"\x1f\x8b", b"070701"];
+
+/// A file the VM boots from, made absolute (the runtime helper runs
+/// elsewhere) and checked now, so a typo fails before anything is created.
+fn boot_file(path: &Path, flag: &str, magics: Option<&[&[u8]]>) -> Result<String> {
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| ContainerizationError::not_found(format!("{flag} {}: {e}", path.display())))?;
+    if !abs.is_file() {
+        return Err(ContainerizationError::invalid_argument(format!(
+            "{flag} {}: not a file",
+            path.display()
+        )));
+    }
+    if let Some(magics) = magics {
+        let mut head = [0u8; 6];
+        let n = std::fs::File::open(&abs)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| {
+                ContainerizationError::invalid_argument(format!("{flag} {}: {e}", path.display()))
+            })?;
+        if !magics.iter().any(|m| head[..n].starts_with(m)) {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "{flag} {}: not an initfs (expected a gzip'd or newc cpio archive)",
+                path.display()
+            )));
+        }
+    }
+    Ok(abs.display().to_string())
 }
 
 #[cfg(test)]
