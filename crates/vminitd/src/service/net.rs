@@ -81,15 +81,21 @@ fn sockaddr_v4(ip: Ipv4Addr) -> libc::sockaddr {
     unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
 }
 
-/// Parses "a.b.c.d/len" into the address and its netmask.
-pub fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, Ipv4Addr, u8)> {
-    let bad = || ContainerizationError::invalid_argument(format!("invalid IPv4 CIDR {cidr:?}"));
+/// Parses "ADDRESS/LEN" of one family (`max` bits) into its parts.
+fn parse_prefix<A: std::str::FromStr>(cidr: &str, family: &str, max: u8) -> Result<(A, u8)> {
+    let bad = || ContainerizationError::invalid_argument(format!("invalid {family} CIDR {cidr:?}"));
     let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let ip: A = ip.parse().map_err(|_| bad())?;
     let len: u8 = len.parse().map_err(|_| bad())?;
-    if len > 32 {
+    if len > max {
         return Err(bad());
     }
+    Ok((ip, len))
+}
+
+/// Parses "a.b.c.d/len" into the address and its netmask.
+pub fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, Ipv4Addr, u8)> {
+    let (ip, len) = parse_prefix::<Ipv4Addr>(cidr, "IPv4", 32)?;
     let mask = if len == 0 {
         0
     } else {
@@ -252,14 +258,7 @@ const IP6_RT_PRIO_USER: u32 = 1024;
 
 /// Parses "2001:db8::2/64" into the address and its prefix length.
 pub fn parse_cidr6(cidr: &str) -> Result<(Ipv6Addr, u8)> {
-    let bad = || ContainerizationError::invalid_argument(format!("invalid IPv6 CIDR {cidr:?}"));
-    let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
-    let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
-    let len: u8 = len.parse().map_err(|_| bad())?;
-    if len > 128 {
-        return Err(bad());
-    }
-    Ok((ip, len))
+    parse_prefix(cidr, "IPv6", 128)
 }
 
 /// The network of `ip/len` (host bits cleared).
