@@ -1,7 +1,7 @@
 //! DNS configuration rendered to `/etc/resolv.conf` (seed section 4.5).
 
 /// Resolver configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DNS {
     /// Nameserver addresses.
     pub nameservers: Vec<String>,

@@ -1,7 +1,7 @@
 //! `/etc/hosts` content (seed section 4.6).
 
 /// One line of a hosts file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// IP address.
     pub ip_address: String,
@@ -61,7 +61,7 @@ impl Entry {
 }
 
 /// A hosts file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hosts {
     /// Entries, in order.
     pub entries: Vec<Entry>,

@@ -1,7 +1,8 @@
 //! `ContainerManager`: containers from images (seed section 1.4). Pulls the
 //! image if missing, unpacks it once into the snapshot cache, and gives each
 //! container a copy-on-write overlay of that ext4 in
-//! `<root>/containers/<id>/`.
+//! `<root>/containers/<id>/`, beside the container's configuration
+//! (`config.json`), so `get` finds the container again from the root.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,12 +12,15 @@ use containerization_ext4::SnapshotStore;
 use containerization_oci::{Image, ImageStore, Platform, PullOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::container::{Configuration, LinuxContainer, User};
+use crate::container::{Configuration, LinuxContainer, SavedConfiguration, User};
 use crate::interface::Network;
 use crate::kernel::Kernel;
 use crate::mount::Mount;
 use crate::rootfs::{DEFAULT_ROOTFS_SIZE, create_overlay};
 use crate::vmm::{QemuVirtualMachineManager, VirtualMachineManager};
+
+/// A container's saved configuration, in its directory.
+const CONFIG_FILE: &str = "config.json";
 
 /// Size of the sparse ext4 snapshot an image is unpacked into.
 const SNAPSHOT_SIZE: u64 = containerization_ext4::DEFAULT_SNAPSHOT_SIZE;
@@ -175,7 +179,10 @@ impl ContainerManager {
             )
             .await?;
             let rootfs = Mount::block("ext4", &overlay, "/", Vec::new());
-            self.container(id, image, rootfs, &dir, configure).await
+            let c = self.container(id, image, rootfs, &dir, configure).await?;
+            c.with_config(SavedConfiguration::of)?
+                .save(&dir.join(CONFIG_FILE))?;
+            Ok(c)
         }
         .await;
         if result.is_err() {
@@ -203,10 +210,24 @@ impl ContainerManager {
             ContainerizationError::internal(format!("cannot create {}", dir.display()))
                 .with_cause(e)
         })?;
-        self.container(id, image, rootfs, &dir, configure).await
+        let result = async {
+            let c = self.container(id, image, rootfs, &dir, configure).await?;
+            c.with_config(SavedConfiguration::of)?
+                .save(&dir.join(CONFIG_FILE))?;
+            Ok(c)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
     }
 
-    /// A container object for the existing container `id` of `image`.
+    /// The container `id` this manager (or another on the same root) created
+    /// from `image`, configured as it was created, on the same root
+    /// filesystem (what it wrote is there), `Initialized`: `start` it, or
+    /// `delete` it. Its init process has no stdio until
+    /// [`LinuxContainer::reconfigure`] gives it some.
     pub async fn get(&self, id: &str, image: &Image) -> Result<LinuxContainer> {
         let dir = self.container_dir(id);
         let overlay = dir.join("rootfs.qcow2");
@@ -215,8 +236,15 @@ impl ContainerManager {
                 "container {id} not found"
             )));
         }
+        let saved = SavedConfiguration::load(&dir.join(CONFIG_FILE))?;
         let rootfs = Mount::block("ext4", &overlay, "/", Vec::new());
-        self.container(id, image, rootfs, &dir, |_| Ok(())).await
+        self.container(id, image, rootfs, &dir, move |c| {
+            if let Some(saved) = saved {
+                saved.apply(c);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes container `id`: its rootfs overlay and files, and its network

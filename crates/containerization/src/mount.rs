@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// How a mount reaches the VM.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RuntimeOptions {
     /// A virtio-blk device, with extra device options.
     Virtioblk(Vec<String>),
@@ -14,7 +14,7 @@ pub enum RuntimeOptions {
 }
 
 /// A mount (seed `Mount`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// Filesystem type (`ext4`, `virtiofs`, `tmpfs`, ...).
     pub r#type: String,

@@ -13,7 +13,7 @@ use oci_spec::runtime::LinuxSeccomp;
 use serde_json::json;
 
 /// Which seccomp profile a container's processes run under.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Seccomp {
     /// [`default_profile`] for the process's capabilities.
     #[default]

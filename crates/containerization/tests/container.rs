@@ -1,6 +1,7 @@
 //! LinuxContainer end to end: real QEMU (TCG here), the real agent, a busybox
-//! image unpacked through the snapshot store. Two VMs are booted in all and
-//! shared across assertions.
+//! image unpacked through the snapshot store. `containers_end_to_end` boots
+//! two VMs shared across assertions; `restart_files_and_get` boots four, one
+//! per life of the same container.
 
 mod common;
 
@@ -227,4 +228,123 @@ fn host_tree(root: &std::path::Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// One life of container `c`: (re)start with a fresh stdout buffer, wait,
+/// stop; returns the exit code and the output.
+async fn one_life(c: &LinuxContainer) -> (i32, String) {
+    let (out, buf) = Stdio::buffer();
+    c.reconfigure(|cfg| {
+        cfg.files_only = false;
+        cfg.process.stdout = out;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    c.start().await.unwrap();
+    let status = c.wait(Some(Duration::from_secs(120))).await.unwrap();
+    c.stop().await.unwrap();
+    assert_eq!(c.state().await, State::Stopped);
+    (status.exit_code, buf.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_files_and_get() {
+    let root = tempfile::tempdir().unwrap();
+    let reference = common::load_busybox_image(root.path());
+    let manager = manager(root.path());
+    // Each life appends a line to /runs and prints the count, then the note
+    // written into the stopped container (if any).
+    let (out, first) = Stdio::buffer();
+    let c = manager
+        .create("again", &reference, None, |c| {
+            c.process.args = vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo run >> /runs; wc -l < /runs; cat /note 2>/dev/null; exit 0".into(),
+            ];
+            c.process.stdout = out;
+            c.memory_in_bytes = 128 << 20;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    c.create().await.unwrap();
+    let err = c.reconfigure(|_| Ok(())).await.unwrap_err();
+    assert!(
+        err.is_code(Code::InvalidState),
+        "reconfigure when created: {err}"
+    );
+    c.start().await.unwrap();
+    c.wait(Some(Duration::from_secs(120))).await.unwrap();
+    c.stop().await.unwrap();
+    assert_eq!(first.text(), "1\n");
+
+    // Bad input changes nothing.
+    let err = c
+        .reconfigure(|cfg| {
+            cfg.process.args.clear();
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_code(Code::InvalidArgument), "{err}");
+
+    // The same object restarted: a new VM on the same overlay.
+    assert_eq!(one_life(&c).await, (0, "2\n".into()));
+
+    // Stopped: its files are reachable with no program running.
+    c.reconfigure(|cfg| {
+        cfg.files_only = true;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    c.start().await.unwrap();
+    let runs = c.stat_path("/runs").await.unwrap().expect("/runs exists");
+    assert_eq!((runs.is_dir, runs.size), (false, 8));
+    assert_eq!(c.stat_path("/nope").await.unwrap(), None);
+    let src = root.path().join("note-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("note"), "written while stopped\n").unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["-cf", "-", "note"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    c.copy_in("/", std::io::Cursor::new(tar.stdout))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    c.copy_out(
+        "/runs",
+        containerization::container::ArchiveShape::Path,
+        false,
+        &mut out,
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.windows(8).any(|w| w == b"run\nrun\n"),
+        "copy_out of /runs"
+    );
+    c.stop().await.unwrap();
+
+    // The holder ran nothing: the count is 3, not 4, and the note is there.
+    assert_eq!(one_life(&c).await, (0, "3\nwritten while stopped\n".into()));
+
+    // Another manager on the same root finds it, configured as created.
+    drop(c);
+    let other = self::manager(root.path());
+    let image = other.image_store().await.get(&reference).unwrap();
+    let c = other.get("again", &image).await.unwrap();
+    assert_eq!(c.state().await, State::Initialized);
+    assert_eq!(c.memory_in_bytes(), 128 << 20);
+    assert_eq!(one_life(&c).await, (0, "4\nwritten while stopped\n".into()));
+    other.delete("again").await.unwrap();
+    assert!(!root.path().join("containers/again").exists());
+    let err = other.get("again", &image).await.unwrap_err();
+    assert!(err.is_code(Code::NotFound), "{err}");
 }

@@ -32,6 +32,12 @@ pub const AGENT_READY_PORT: u32 = 1025;
 /// container (Docker's `--init`): it forwards signals and reaps zombies.
 pub const INIT_ANNOTATION: &str = "io.container.init";
 
+/// Spec annotation asking the agent to build the container's root and
+/// mounts but run no program: PID 1 of the container only holds its mount
+/// namespace (so the files of a stopped container can be read and written
+/// through the agent) and exits on SIGTERM, SIGINT or SIGHUP.
+pub const HOLD_ANNOTATION: &str = "io.container.hold";
+
 /// The PATH the agent sets for itself and the default for processes.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

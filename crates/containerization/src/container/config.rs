@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::stdio::Stdio;
 use crate::dns::DNS;
 use crate::hosts::Hosts;
@@ -12,7 +14,7 @@ use crate::interface::Interface;
 use crate::mount::Mount;
 
 /// The user a process runs as.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// User id.
     pub uid: u32,
@@ -67,7 +69,7 @@ impl User {
 }
 
 /// A POSIX resource limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rlimit {
     /// `RLIMIT_NOFILE`, ...
     pub kind: String,
@@ -206,6 +208,13 @@ impl ProcessConfiguration {
             stderr: Stdio::Null,
         }
     }
+
+    /// Exchanges the stdio handles with `other`'s.
+    pub(crate) fn swap_stdio(&mut self, other: &mut ProcessConfiguration) {
+        std::mem::swap(&mut self.stdin, &mut other.stdin);
+        std::mem::swap(&mut self.stdout, &mut other.stdout);
+        std::mem::swap(&mut self.stderr, &mut other.stderr);
+    }
 }
 
 /// A container's configuration.
@@ -244,6 +253,54 @@ pub struct Configuration {
     /// Run a small init as PID 1 of the container that forwards signals to
     /// the process and reaps orphaned zombies (Docker's `--init`).
     pub init: bool,
+    /// Run no program: `start` builds the container's root and mounts and
+    /// holds them with an idle PID 1, so [`stat_path`], [`copy_in`] and
+    /// [`copy_out`] reach the files of a container that is not running
+    /// (`container cp` and `export` of a stopped container).
+    ///
+    /// [`stat_path`]: super::LinuxContainer::stat_path
+    /// [`copy_in`]: super::LinuxContainer::copy_in
+    /// [`copy_out`]: super::LinuxContainer::copy_out
+    pub files_only: bool,
+}
+
+impl Configuration {
+    /// Refuses a configuration no VM can run.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.process.args.is_empty() {
+            return Err(crate::ContainerizationError::invalid_argument(
+                "the container's process has no command (args is empty)",
+            ));
+        }
+        if self.cpus == 0 || self.memory_in_bytes < (16 << 20) {
+            return Err(crate::ContainerizationError::invalid_argument(
+                "a container needs at least 1 CPU and 16 MiB of memory",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copy of everything but the init process's stdio handles.
+    pub(crate) fn clone_without_stdio(&self) -> Configuration {
+        Configuration {
+            process: self.process.clone_without_stdio(),
+            cpus: self.cpus,
+            memory_in_bytes: self.memory_in_bytes,
+            hostname: self.hostname.clone(),
+            mounts: self.mounts.clone(),
+            interfaces: self.interfaces.clone(),
+            dns: self.dns.clone(),
+            hosts: self.hosts.clone(),
+            sysctl: self.sysctl.clone(),
+            bootlog: self.bootlog.clone(),
+            stop_timeout: self.stop_timeout,
+            seccomp: self.seccomp.clone(),
+            read_only_rootfs: self.read_only_rootfs,
+            shm_size_in_bytes: self.shm_size_in_bytes,
+            init: self.init,
+            files_only: self.files_only,
+        }
+    }
 }
 
 /// Memory added to the VM on top of the container's limit, for the guest
@@ -265,6 +322,7 @@ impl Default for Configuration {
             bootlog: None,
             stop_timeout: std::time::Duration::from_secs(5),
             init: false,
+            files_only: false,
             seccomp: crate::seccomp::Seccomp::Default,
             read_only_rootfs: false,
             shm_size_in_bytes: None,

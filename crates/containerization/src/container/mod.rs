@@ -3,6 +3,7 @@
 mod config;
 mod files;
 mod process;
+mod saved;
 mod spec;
 mod stdio;
 
@@ -20,6 +21,7 @@ pub use config::{
 };
 pub use files::{ArchiveShape, PathInfo};
 pub use process::LinuxProcess;
+pub(crate) use saved::SavedConfiguration;
 pub use stdio::{OutputBuffer, Stdio};
 
 use crate::exit_status::ExitStatus;
@@ -109,16 +111,7 @@ impl LinuxContainer {
         }
         let mut config = Configuration::default();
         configure(&mut config)?;
-        if config.process.args.is_empty() {
-            return Err(ContainerizationError::invalid_argument(
-                "the container's process has no command (args is empty)",
-            ));
-        }
-        if config.cpus == 0 || config.memory_in_bytes < (16 << 20) {
-            return Err(ContainerizationError::invalid_argument(
-                "a container needs at least 1 CPU and 16 MiB of memory",
-            ));
-        }
+        config.validate()?;
         Ok(LinuxContainer {
             id: id.to_string(),
             rootfs,
@@ -158,13 +151,62 @@ impl LinuxContainer {
         ))
     }
 
+    /// Changes the configuration before the next `create`, while the
+    /// container is `Initialized` or `Stopped`: e.g. the init process's
+    /// stdio for a restart (every `create` takes the handles it finds, so a
+    /// restarted container's output is discarded unless new ones are set).
+    /// On error the configuration is left as it was (stdio handles `f`
+    /// replaced are kept).
+    pub async fn reconfigure(
+        &self,
+        f: impl FnOnce(&mut Configuration) -> Result<()>,
+    ) -> Result<()> {
+        let inner = self.inner.lock().await;
+        if !matches!(inner.state, State::Initialized | State::Stopped) {
+            return Err(self.wrong_state("reconfigure", inner.state));
+        }
+        let mut config = self
+            .config
+            .lock()
+            .map_err(|_| ContainerizationError::internal("container config poisoned"))?;
+        let mut next = config.clone_without_stdio();
+        next.process.swap_stdio(&mut config.process);
+        match f(&mut next).and_then(|()| next.validate()) {
+            Ok(()) => {
+                *config = next;
+                Ok(())
+            }
+            Err(e) => {
+                config.process.swap_stdio(&mut next.process);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on the configuration (for `ContainerManager`, which saves it).
+    pub(crate) fn with_config<T>(&self, f: impl FnOnce(&Configuration) -> T) -> Result<T> {
+        let config = self
+            .config
+            .lock()
+            .map_err(|_| ContainerizationError::internal("container config poisoned"))?;
+        Ok(f(&config))
+    }
+
     /// Boots the VM, prepares the rootfs and mounts, and creates the init
-    /// process (not started).
+    /// process (not started). A `Stopped` container is created again: a new
+    /// VM on the same root filesystem, so what its processes wrote is there.
     pub async fn create(&self) -> Result<()> {
         let mut inner = self.inner.lock().await;
-        if inner.state != State::Initialized {
+        self.create_locked(&mut inner).await
+    }
+
+    async fn create_locked(&self, inner: &mut Inner) -> Result<()> {
+        if !matches!(inner.state, State::Initialized | State::Stopped) {
             return Err(self.wrong_state("create", inner.state));
         }
+        // An init that exited by itself leaves its VM running, holding the
+        // root filesystem: power it off before booting the next one.
+        Self::power_off(inner).await?;
         let (vm_config, guest_mounts) = self.vm_config()?;
         let mut vm = self.vmm.create(vm_config).await?;
         vm.start().await?;
@@ -174,6 +216,7 @@ impl LinuxContainer {
                 inner.vm = Some(vm);
                 inner.agent = Some(agent);
                 inner.init = Some(Arc::new(init));
+                inner.exit = None;
                 inner.state = State::Created;
                 Ok(())
             }
@@ -182,6 +225,23 @@ impl LinuxContainer {
                 Err(e)
             }
         }
+    }
+
+    /// Ends the relays, lets the agent sync and unmount, and powers the VM off.
+    async fn power_off(inner: &mut Inner) -> Result<()> {
+        for r in inner.relays.drain(..) {
+            r.abort();
+        }
+        if let Some(agent) = inner.agent.take() {
+            // Sync and unmount in the guest so the rootfs is consistent; the
+            // VM powers off by itself after the reply.
+            let _ = tokio::time::timeout(Duration::from_secs(5), agent.shutdown()).await;
+        }
+        if let Some(mut vm) = inner.vm.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), vm.wait()).await;
+            vm.stop().await?;
+        }
+        Ok(())
     }
 
     /// The VM's devices, and for each extra mount what the guest must do.
@@ -372,9 +432,14 @@ impl LinuxContainer {
         Ok((agent, init))
     }
 
-    /// Starts the init process.
+    /// Starts the init process, creating the container first when it has
+    /// no VM (`Initialized`, or `Stopped`: a restart on the same root
+    /// filesystem).
     pub async fn start(&self) -> Result<()> {
         let mut inner = self.inner.lock().await;
+        if matches!(inner.state, State::Initialized | State::Stopped) {
+            self.create_locked(&mut inner).await?;
+        }
         if inner.state != State::Created {
             return Err(self.wrong_state("start", inner.state));
         }
@@ -464,18 +529,7 @@ impl LinuxContainer {
             }
         }
         let mut inner = self.inner.lock().await;
-        for r in inner.relays.drain(..) {
-            r.abort();
-        }
-        if let Some(agent) = inner.agent.take() {
-            // Sync and unmount in the guest so the rootfs is consistent; the
-            // VM powers off by itself after the reply.
-            let _ = tokio::time::timeout(Duration::from_secs(5), agent.shutdown()).await;
-        }
-        if let Some(mut vm) = inner.vm.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), vm.wait()).await;
-            vm.stop().await?;
-        }
+        Self::power_off(&mut inner).await?;
         inner.state = State::Stopped;
         Ok(())
     }

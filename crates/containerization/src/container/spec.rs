@@ -83,22 +83,20 @@ pub(crate) fn container_spec(
         config.hostname.as_str()
     };
     let cpus = u64::from(config.cpus.max(1));
+    // Read by the agent's vmexec (crates/vminitd/src/container/init.rs).
     let mut annotations = serde_json::Map::new();
     if config.init {
-        // Read by the agent's vmexec (crates/vminitd/src/container/init.rs).
-        annotations.insert("com.apple.container.init".into(), "true".into());
+        annotations.insert(vminitd_api::INIT_ANNOTATION.into(), "true".into());
+    }
+    if config.files_only {
+        annotations.insert(vminitd_api::HOLD_ANNOTATION.into(), "true".into());
     }
     json!({
-        "annotations": annotations,
         "ociVersion": "1.0.2",
         "process": process_json(process),
         "root": {"path": root, "readonly": config.read_only_rootfs},
         "hostname": hostname,
-        "annotations": if config.init {
-            json!({vminitd_api::INIT_ANNOTATION: "true"})
-        } else {
-            json!({})
-        },
+        "annotations": annotations,
         "mounts": mounts,
         "linux": {
             "cgroupsPath": format!("/container/{id}"),
@@ -173,5 +171,19 @@ mod tests {
                 .iter()
                 .any(|m| m.destination().to_str() == Some("/data"))
         );
+        assert_eq!(spec.annotations().as_ref().map(|a| a.len()), Some(0));
+    }
+
+    #[test]
+    fn init_and_files_only_are_annotations() {
+        let mut config = Configuration::default();
+        config.process.args = vec!["true".into()];
+        config.init = true;
+        config.files_only = true;
+        let v = container_spec("c1", &config, &config.process, "/r", &[]);
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+        let a = spec.annotations().clone().unwrap();
+        assert_eq!(a[vminitd_api::INIT_ANNOTATION], "true");
+        assert_eq!(a[vminitd_api::HOLD_ANNOTATION], "true");
     }
 }

@@ -46,6 +46,37 @@ pub fn become_init(terminal: bool, setup_fd: i32) -> StepResult<()> {
     }
 }
 
+/// PID 1 of a container that runs no program (`HOLD_ANNOTATION`): it keeps
+/// the container's mount namespace alive for the agent's file RPCs and ends
+/// on SIGTERM, SIGINT or SIGHUP. Returns only on failure; `setup_fd` is
+/// closed (the agent's EOF meaning "set up") once nothing can fail.
+pub fn hold(setup_fd: i32) -> StepResult<std::convert::Infallible> {
+    let all = SigSet::all();
+    // Blocked signals are queued even for a namespace's PID 1, which the
+    // kernel would otherwise spare from every signal it has no handler for.
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
+        .map_err(|e| format!("hold: sigprocmask: {e}"))?;
+    // SAFETY: closing this process's copy of the setup socket, which nothing
+    // else in it uses.
+    unsafe { libc::close(setup_fd) };
+    loop {
+        match all.wait() {
+            Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => {
+                // SAFETY: _exit ends PID 1 (and the container) at once.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    if s == WaitStatus::StillAlive {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Waits for signals: SIGCHLD reaps, anything else is forwarded to `child`.
 /// Returns the exit status to use once `child` is gone.
 fn supervise(child: Pid, set: &SigSet) -> i32 {

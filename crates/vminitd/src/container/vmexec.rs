@@ -161,6 +161,9 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
             std::fs::write(&path, value).map_err(|e| format!("sysctl {key}: {e}"))?;
         }
     }
+    if config.join_pid.is_none() && annotated(spec, vminitd_api::HOLD_ANNOTATION) {
+        return init::hold(SETUP_FD);
+    }
     let process = spec.process().as_ref().ok_or("the spec has no process")?;
     let identity = security::resolve_user(process)?;
     security::set_rlimits(process)?;
@@ -206,16 +209,19 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
         .map(|a| cstr(a))
         .collect::<StepResult<Vec<_>>>()?;
     let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| "path contains NUL")?;
-    let wants_init = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(vminitd_api::INIT_ANNOTATION))
-        .is_some_and(|v| v == "true");
-    if wants_init && config.join_pid.is_none() {
+    if annotated(spec, vminitd_api::INIT_ANNOTATION) && config.join_pid.is_none() {
         init::become_init(config.terminal, SETUP_FD)?;
     }
     let e = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
     Err(format!("exec {program}: {e}"))
+}
+
+/// Whether the spec carries annotation `key` set to `true`.
+fn annotated(spec: &Spec, key: &str) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .is_some_and(|v| v == "true")
 }
 
 /// The process environment, with PATH and HOME defaulted.
