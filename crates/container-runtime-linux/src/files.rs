@@ -1,6 +1,6 @@
 //! `StatPath`, `CopyIn`, `CopyOut`: tar streams between the client and the
-//! running container, through the library (and the agent, which works in
-//! the container's own mount namespace).
+//! container (running, or held by a files-only helper), through the library
+//! (and the agent, which works in the container's own mount namespace).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,7 +22,16 @@ pub(crate) type DataStream =
 
 const CHUNK: usize = 256 << 10;
 
+/// Notes that a client used the files (a files-only helper then ends
+/// shortly after its last client leaves).
+fn used(h: &Helper) {
+    if let Some(f) = &h.files {
+        f.used.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub(crate) async fn stat_path(h: &Helper, req: PathRequest) -> Result<Response<PathReply>, Status> {
+    used(h);
     let info = h.container.stat_path(&req.path).await?;
     Ok(Response::new(match info {
         Some(i) => PathReply {
@@ -39,6 +48,7 @@ pub(crate) async fn copy_in(
     h: &Arc<Helper>,
     mut stream: Streaming<CopyInChunk>,
 ) -> Result<Response<Empty>, Status> {
+    used(h);
     let first = stream
         .message()
         .await?
@@ -65,6 +75,7 @@ pub(crate) async fn copy_out(
     h: &Arc<Helper>,
     req: CopyOutRequest,
 ) -> Result<Response<DataStream>, Status> {
+    used(h);
     // A missing path ends the stream with the agent's NotFound error;
     // clients that need to know first (`cp`) ask StatPath.
     let (mut reader, mut writer) = tokio::io::duplex(CHUNK);

@@ -34,6 +34,9 @@ pub(crate) struct Helper {
     pub exit: watch::Sender<Option<i32>>,
     pub started: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
+    /// Set in a files-only helper (a stopped container's files for `cp`
+    /// and `export`): no program runs.
+    pub files: Option<crate::files_helper::FilesState>,
 }
 
 impl Helper {
@@ -44,6 +47,30 @@ impl Helper {
             .lock()
             .map_err(|_| ContainerizationError::internal("containers.db handle poisoned"))?;
         f(&db)
+    }
+
+    /// The state of a files-only helper: no init process, no stdio.
+    pub(crate) fn files_only(
+        id: &str,
+        config: ContainerConfiguration,
+        container: LinuxContainer,
+        db: ContainerDb,
+    ) -> Helper {
+        Helper {
+            id: id.to_string(),
+            config,
+            container,
+            db: Mutex::new(db),
+            init_out: Arc::new(Mutex::new(None)),
+            init_err: Arc::new(Mutex::new(None)),
+            init_stdin: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            execs: tokio::sync::Mutex::new(HashMap::new()),
+            exit: watch::channel(None).0,
+            started: std::sync::atomic::AtomicBool::new(false),
+            shutdown: Notify::new(),
+            files: Some(crate::files_helper::FilesState::default()),
+        }
     }
 
     /// A client attached its stdio to process `process`.
@@ -151,7 +178,7 @@ impl Helper {
     }
 }
 
-fn init_logging(path: &std::path::Path) {
+pub(crate) fn init_logging(path: &std::path::Path) {
     if let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -165,7 +192,7 @@ fn init_logging(path: &std::path::Path) {
     }
 }
 
-fn kernel(config: &ContainerConfiguration) -> Result<Kernel> {
+pub(crate) fn kernel(config: &ContainerConfiguration) -> Result<Kernel> {
     match &config.kernel {
         Some(p) => Ok(Kernel::new(
             p,
@@ -175,11 +202,29 @@ fn kernel(config: &ContainerConfiguration) -> Result<Kernel> {
     }
 }
 
+/// Takes the container's VM lock, held until the returned value is dropped
+/// or the helper exits; `InvalidState` when another helper holds it.
+pub(crate) fn lock_vm(dir: &std::path::Path, id: &str) -> Result<nix::fcntl::Flock<File>> {
+    let path = dir.join(crate::VM_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(Code::InternalError, format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        ContainerizationError::invalid_state(format!(
+            "container {id} is busy: another runtime helper owns its VM (a start, or a cp or export of it, is under way)"
+        ))
+    })
+}
+
 /// The whole life of the helper for container `id`.
 pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let dir = root.container_dir(&id);
     let _ = std::fs::remove_file(dir.join(crate::START_ERROR_FILE));
     init_logging(&dir.join("runtime.log"));
+    let _vm_lock = lock_vm(&dir, &id)?;
     let db = ContainerDb::open(&root.containers_db())?;
     let config = db.get(&id)?.configuration;
     db.set_starting(&id, std::process::id())?;
@@ -307,6 +352,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         exit,
         started: std::sync::atomic::AtomicBool::new(false),
         shutdown: Notify::new(),
+        files: None,
     });
 
     spawn_listener(&dir.join("stdio.sock"), helper.clone())?;

@@ -32,6 +32,7 @@ impl RuntimeService {
         let started = self.h.started.load(Ordering::SeqCst);
         RuntimeState {
             status: match (started, exit) {
+                _ if self.h.files.is_some() => "files",
                 (_, Some(_)) => "stopped",
                 (true, None) => "running",
                 (false, None) => "created",
@@ -46,6 +47,14 @@ impl RuntimeService {
     fn not_running(&self) -> Status {
         ContainerizationError::invalid_state(format!("container {} is not running", self.h.id))
             .into()
+    }
+
+    /// A files-only helper runs no program: only the file RPCs work.
+    fn program_runs(&self) -> Result<(), Status> {
+        match self.h.files {
+            Some(_) => Err(self.not_running()),
+            None => Ok(()),
+        }
     }
 
     async fn exec(&self, id: &str) -> Result<Arc<containerization::LinuxProcess>, Status> {
@@ -69,6 +78,7 @@ impl Runtime for RuntimeService {
         &self,
         req: Request<CreateProcessRequest>,
     ) -> Result<Response<Empty>, Status> {
+        self.program_runs()?;
         let req = req.into_inner();
         let pc: ProcessConfig = serde_json::from_str(&req.process_json)
             .map_err(|e| Status::invalid_argument(format!("bad process configuration: {e}")))?;
@@ -112,6 +122,7 @@ impl Runtime for RuntimeService {
         &self,
         req: Request<ProcessId>,
     ) -> Result<Response<RuntimeState>, Status> {
+        self.program_runs()?;
         let id = req.into_inner().id;
         if id == self.h.id {
             self.h.start_init().await?;
@@ -122,6 +133,7 @@ impl Runtime for RuntimeService {
     }
 
     async fn kill(&self, req: Request<KillRequest>) -> Result<Response<Empty>, Status> {
+        self.program_runs()?;
         let req = req.into_inner();
         if req.id.is_empty() || req.id == self.h.id {
             if self.h.exit.borrow().is_some() || !self.h.started.load(Ordering::SeqCst) {
@@ -135,6 +147,7 @@ impl Runtime for RuntimeService {
     }
 
     async fn resize(&self, req: Request<ResizeRequest>) -> Result<Response<Empty>, Status> {
+        self.program_runs()?;
         let req = req.into_inner();
         let size = Size {
             width: req.width.min(u16::MAX as u32) as u16,
@@ -149,6 +162,7 @@ impl Runtime for RuntimeService {
     }
 
     async fn wait(&self, req: Request<ProcessId>) -> Result<Response<ExitReply>, Status> {
+        self.program_runs()?;
         let id = req.into_inner().id;
         let exit_code = if id.is_empty() || id == self.h.id {
             self.h
@@ -166,6 +180,7 @@ impl Runtime for RuntimeService {
     }
 
     async fn stop(&self, req: Request<StopRequest>) -> Result<Response<RuntimeState>, Status> {
+        self.program_runs()?;
         let req = req.into_inner();
         if self.h.exit.borrow().is_some() || !self.h.started.load(Ordering::SeqCst) {
             return Err(self.not_running());
@@ -186,6 +201,7 @@ impl Runtime for RuntimeService {
     }
 
     async fn statistics(&self, _: Request<Empty>) -> Result<Response<StatsReply>, Status> {
+        self.program_runs()?;
         let s = self.h.container.statistics().await?;
         let json = serde_json::json!({
             "id": s.id,
@@ -223,6 +239,11 @@ impl Runtime for RuntimeService {
     }
 
     async fn shutdown(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
+        if let Some(files) = &self.h.files {
+            // Ends once the clients still copying are done.
+            files.closing.store(true, Ordering::SeqCst);
+            return Ok(Response::new(Empty {}));
+        }
         let started = self.h.started.load(Ordering::SeqCst);
         if started && self.h.exit.borrow().is_none() {
             // The monitor records the exit and ends the helper.

@@ -32,6 +32,24 @@ fn helper_command() -> Result<Command> {
 /// Starts the helper of `id` detached (own session, so it outlives the
 /// apiserver) and waits until its socket answers; returns its pid.
 pub(crate) async fn spawn(root: &StateRoot, id: &str) -> Result<u32> {
+    spawn_with(root, id, false).await
+}
+
+/// Starts the files-only helper of `id` (`cp`/`export` of a container that
+/// is not running) and waits until `files.sock` answers; returns its pid.
+pub(crate) async fn spawn_files(root: &StateRoot, id: &str) -> Result<u32> {
+    spawn_with(root, id, true).await
+}
+
+async fn spawn_with(root: &StateRoot, id: &str, files: bool) -> Result<u32> {
+    let (sock_name, error_name) = if files {
+        (
+            container_runtime_linux::FILES_SOCKET,
+            container_runtime_linux::FILES_ERROR_FILE,
+        )
+    } else {
+        ("runtime.sock", container_runtime_linux::START_ERROR_FILE)
+    };
     let dir = root.container_dir(id);
     let log_path = dir.join("runtime.log");
     let log = std::fs::OpenOptions::new()
@@ -45,16 +63,14 @@ pub(crate) async fn spawn(root: &StateRoot, id: &str) -> Result<u32> {
     let log2 = log
         .try_clone()
         .context(Code::InternalError, "duplicating a log handle")?;
-    let _ = std::fs::remove_file(dir.join("runtime.sock"));
-    let _ = std::fs::remove_file(dir.join("start-error"));
+    let _ = std::fs::remove_file(dir.join(sock_name));
+    let _ = std::fs::remove_file(dir.join(error_name));
     let mut cmd = helper_command()?;
-    cmd.arg("--root")
-        .arg(root.path())
-        .arg("--id")
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+    cmd.arg("--root").arg(root.path()).arg("--id").arg(id);
+    if files {
+        cmd.arg("--files");
+    }
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it only detaches the child from
     // our session so a SIGKILL of the apiserver's group spares it.
     unsafe {
@@ -68,10 +84,10 @@ pub(crate) async fn spawn(root: &StateRoot, id: &str) -> Result<u32> {
         .context(Code::InternalError, "launching the runtime helper")?;
     let pid = child.id();
     let deadline = Instant::now() + BOOT_TIMEOUT;
-    let sock = dir.join("runtime.sock");
+    let sock = dir.join(sock_name);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let text = std::fs::read_to_string(dir.join("start-error")).unwrap_or_default();
+            let text = std::fs::read_to_string(dir.join(error_name)).unwrap_or_default();
             if text.is_empty() {
                 return Err(ContainerizationError::internal(format!(
                     "the runtime helper exited ({status}); see {}",
@@ -118,6 +134,66 @@ pub(crate) fn alive(pid: u32, id: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()))
         .unwrap_or(false)
+}
+
+/// The pid of the live files-only helper of `id`, if one runs.
+pub(crate) fn files_helper(root: &StateRoot, id: &str) -> Option<u32> {
+    let pid_file = root
+        .container_dir(id)
+        .join(container_runtime_linux::FILES_PID);
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let files_mode = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|b| *b == 0).any(|a| a == b"--files"))
+        .unwrap_or(false);
+    (files_mode && alive(pid, id)).then_some(pid)
+}
+
+/// Asks the files-only helper of `id`, if any, to end once its clients are
+/// done, and waits up to `timeout` for it; false if it is still there.
+pub(crate) async fn end_files_helper(root: &StateRoot, id: &str, timeout: Duration) -> bool {
+    let Some(pid) = files_helper(root, id) else {
+        return true;
+    };
+    let sock = root
+        .container_dir(id)
+        .join(container_runtime_linux::FILES_SOCKET);
+    if let Ok(c) = RuntimeClient::connect(&sock).await {
+        let _ = c.shutdown().await;
+    }
+    wait_gone(pid, id, timeout).await
+}
+
+/// Waits until no helper holds `id`'s VM lock (a helper whose container
+/// just exited is still powering its VM off), up to `timeout`.
+pub(crate) async fn wait_vm_free(root: &StateRoot, id: &str, timeout: Duration) -> bool {
+    let path = root
+        .container_dir(id)
+        .join(container_runtime_linux::VM_LOCK);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        else {
+            // No container directory: nothing can hold it.
+            return true;
+        };
+        // Taken and released at once: only the helper spawned next (under
+        // the container's lock in this process) competes for it.
+        if nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until `pid` is gone, up to `timeout`.

@@ -4,12 +4,13 @@
 mod create;
 pub mod helper;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use container_api::apiserver::{
-    ContainerId, ContainerList, ContainerReply, CreateRequest, DeleteRequest, Empty, KillRequest,
-    ListRequest, StopRequest, containers_server::Containers,
+    ContainerId, ContainerList, ContainerReply, CreateRequest, DeleteRequest, Empty, FilesReply,
+    KillRequest, ListRequest, StopRequest, containers_server::Containers,
 };
 use container_api::config::CreateOptions;
 use container_api::{ContainerDb, ContainerSnapshot, ContainerStatus, RuntimeClient, StateRoot};
@@ -22,7 +23,14 @@ use crate::server::Shared;
 /// Implements `Containers`.
 pub(crate) struct ContainersService {
     shared: Arc<Shared>,
+    /// One lock per container, held while its VM changes hands (start,
+    /// opening its files, delete), so those never race each other.
+    vm_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// How long `start` and `delete` wait for a `cp` or `export` of a stopped
+/// container to finish.
+const FILES_WAIT: Duration = Duration::from_secs(60);
 
 fn db(root: &StateRoot) -> Result<ContainerDb> {
     ContainerDb::open(&root.containers_db())
@@ -70,7 +78,85 @@ pub(crate) fn images_in_use(root: &StateRoot) -> Result<std::collections::HashSe
 
 impl ContainersService {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            vm_locks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes container `id`'s VM lock.
+    async fn vm_lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .vm_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Ends the files-only helper of `id`, if one runs (after its clients
+    /// are done), and waits for the VM lock to be free (a runtime helper
+    /// whose container just exited is still powering off); `InvalidState`
+    /// if either takes longer than [`FILES_WAIT`].
+    async fn free_vm(&self, id: &str) -> Result<()> {
+        if !helper::end_files_helper(self.root(), id, FILES_WAIT).await {
+            return Err(ContainerizationError::invalid_state(format!(
+                "container {id} is busy: a cp or export of it is still running; try again when it ends"
+            )));
+        }
+        if !helper::wait_vm_free(self.root(), id, FILES_WAIT).await {
+            return Err(ContainerizationError::invalid_state(format!(
+                "container {id} is busy: its previous VM is still shutting down"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the files of `id` are served (see `OpenFiles`).
+    async fn open_files(&self, id: &str) -> Result<std::path::PathBuf> {
+        let _vm = self.vm_lock(id).await;
+        let s = self.get(id)?;
+        let id = &s.configuration.id;
+        if matches!(
+            s.status,
+            ContainerStatus::Running | ContainerStatus::Starting
+        ) {
+            return Ok(helper::socket(self.root(), id));
+        }
+        let sock = self
+            .root()
+            .container_dir(id)
+            .join(container_runtime_linux::FILES_SOCKET);
+        // A helper that is ending (its last client just left) is waited
+        // for, then a new one is started.
+        for _ in 0..3 {
+            match helper::files_helper(self.root(), id) {
+                Some(pid) => {
+                    if let Ok(c) = RuntimeClient::connect(&sock).await
+                        && c.state().await.is_ok()
+                    {
+                        return Ok(sock);
+                    }
+                    helper::wait_gone(pid, id, FILES_WAIT).await;
+                }
+                None => {
+                    crate::volumes::check_exclusive(self.root(), id)?;
+                    if !helper::wait_vm_free(self.root(), id, FILES_WAIT).await {
+                        return Err(ContainerizationError::invalid_state(format!(
+                            "container {id} is busy: its previous VM is still shutting down"
+                        )));
+                    }
+                    tracing::info!(id = %id, "starting a files-only helper");
+                    helper::spawn_files(self.root(), id).await?;
+                    return Ok(sock);
+                }
+            }
+        }
+        Err(ContainerizationError::invalid_state(format!(
+            "container {id} is busy: its files-only helper does not answer"
+        )))
     }
 
     fn root(&self) -> &StateRoot {
@@ -238,6 +324,7 @@ impl Containers for ContainersService {
 
     async fn start(&self, req: Request<ContainerId>) -> Result<Response<ContainerReply>, Status> {
         let id = req.into_inner().id;
+        let _vm = self.vm_lock(&id).await;
         let s = ContainersService::get(self, &id)?;
         if matches!(
             s.status,
@@ -248,6 +335,9 @@ impl Containers for ContainersService {
             ))
             .into());
         }
+        // A `cp` or `export` of the stopped container holds its VM: let it
+        // finish first.
+        self.free_vm(&id).await?;
         crate::volumes::check_exclusive(self.root(), &id)?;
         tracing::info!(id = %id, "starting the runtime helper");
         helper::spawn(self.root(), &id).await?;
@@ -294,7 +384,18 @@ impl Containers for ContainersService {
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<Empty>, Status> {
         let req = req.into_inner();
+        let _vm = self.vm_lock(&req.id).await;
         let s = ContainersService::get(self, &req.id)?;
+        if let Some(pid) = helper::files_helper(self.root(), &req.id)
+            && !helper::end_files_helper(self.root(), &req.id, FILES_WAIT).await
+        {
+            // SIGKILL of the helper: its VM goes with it (PDEATHSIG).
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            helper::wait_gone(pid, &req.id, Duration::from_secs(10)).await;
+        }
         if matches!(
             s.status,
             ContainerStatus::Running | ContainerStatus::Starting
@@ -327,7 +428,18 @@ impl Containers for ContainersService {
             std::fs::remove_dir_all(&dir)
                 .context(Code::InternalError, format!("removing {}", dir.display()))?;
         }
+        self.vm_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&req.id);
         tracing::info!(id = %req.id, "container deleted");
         Ok(Response::new(Empty {}))
+    }
+
+    async fn open_files(&self, req: Request<ContainerId>) -> Result<Response<FilesReply>, Status> {
+        let sock = ContainersService::open_files(self, &req.into_inner().id).await?;
+        Ok(Response::new(FilesReply {
+            socket: sock.to_string_lossy().into_owned(),
+        }))
     }
 }

@@ -155,12 +155,15 @@ pub(crate) fn check_exclusive(root: &StateRoot, id: &str) -> Result<()> {
         .iter()
         .filter(|m| m.kind == MountKind::Volume)
     {
+        // A files-only helper (`cp` of a stopped container) mounts the
+        // container's volumes like a running container does.
         for other in all.iter().filter(|s| {
             s.configuration.id != id
-                && matches!(
+                && (matches!(
                     s.status,
                     ContainerStatus::Running | ContainerStatus::Starting
-                )
+                ) || crate::containers::helper::files_helper(root, &s.configuration.id)
+                    .is_some())
         }) {
             for o in other
                 .configuration
@@ -170,7 +173,7 @@ pub(crate) fn check_exclusive(root: &StateRoot, id: &str) -> Result<()> {
             {
                 if !(m.read_only && o.read_only) {
                     return Err(ContainerizationError::invalid_state(format!(
-                        "volume '{}' is already mounted by running container {}: ext4 is not a cluster filesystem, so a volume can be used by one running container at a time unless every mount of it is read-only",
+                        "volume '{}' is already mounted by container {} (running, or open for cp/export): ext4 is not a cluster filesystem, so a volume can be used by one running container at a time unless every mount of it is read-only",
                         m.source, other.configuration.id
                     )));
                 }

@@ -1,13 +1,14 @@
-//! `copy|cp` and `export`: files between the host and a running container,
-//! with `docker cp`'s rules for where things land.
+//! `copy|cp` and `export`: files between the host and a container, running
+//! or not (a stopped or created one is served by a files-only helper the
+//! apiserver starts), with `docker cp`'s rules for where things land.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use container_api::{ApiClient, ContainerStatus, RuntimeClient, StateRoot};
+use container_api::apiserver::ContainerId;
+use container_api::client::from_status;
+use container_api::{ApiClient, RuntimeClient};
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
-
-use super::get;
 
 /// `copy|cp`.
 #[derive(Debug, Args)]
@@ -38,20 +39,33 @@ fn container_path(s: &str) -> Option<(&str, &str)> {
         .filter(|(id, path)| !id.is_empty() && !path.is_empty())
 }
 
-/// The runtime helper of a running container.
-async fn running(
-    root: &StateRoot,
-    client: &ApiClient,
-    id: &str,
-    what: &str,
-) -> Result<RuntimeClient> {
-    let s = get(client, id).await?;
-    if s.status != ContainerStatus::Running {
-        return Err(ContainerizationError::invalid_state(format!(
-            "container {id} is not running: start it to {what} (stopped containers are not supported yet)"
-        )));
+/// A client of what serves container `id`'s files: its runtime helper
+/// while it runs, else a files-only helper. One that is just ending refuses
+/// the connection: ask again.
+async fn files(client: &ApiClient, id: &str) -> Result<RuntimeClient> {
+    let mut last = None;
+    for _ in 0..3 {
+        let reply = client
+            .containers_client()
+            .open_files(ContainerId { id: id.into() })
+            .await
+            .map_err(from_status)?;
+        let sock = PathBuf::from(reply.into_inner().socket);
+        let rt = match RuntimeClient::connect(&sock).await {
+            Ok(rt) => rt,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        match rt.state().await {
+            Ok(_) => return Ok(rt),
+            Err(e) => last = Some(e),
+        }
     }
-    RuntimeClient::connect(&root.container_dir(&s.configuration.id).join("runtime.sock")).await
+    Err(last.unwrap_or_else(|| {
+        ContainerizationError::internal(format!("cannot reach the files of container {id}"))
+    }))
 }
 
 /// A container path's parent and base name (`/a/b/` -> (`/a`, `b`)).
@@ -65,14 +79,14 @@ fn split(path: &str) -> (String, String) {
 }
 
 /// `container cp`.
-pub async fn copy(root: &StateRoot, client: &ApiClient, a: CopyArgs) -> Result<i32> {
+pub async fn copy(client: &ApiClient, a: CopyArgs) -> Result<i32> {
     match (container_path(&a.source), container_path(&a.destination)) {
         (None, Some((id, path))) => {
-            let rt = running(root, client, id, "copy into it").await?;
+            let rt = files(client, id).await?;
             copy_in(&rt, Path::new(&a.source), path).await?;
         }
         (Some((id, path)), None) => {
-            let rt = running(root, client, id, "copy out of it").await?;
+            let rt = files(client, id).await?;
             copy_out(&rt, path, Path::new(&a.destination)).await?;
         }
         (Some(_), Some(_)) => {
@@ -249,8 +263,8 @@ fn merge_dir(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// `container export`.
-pub async fn export(root: &StateRoot, client: &ApiClient, a: ExportArgs) -> Result<i32> {
-    let rt = running(root, client, &a.id, "export it").await?;
+pub async fn export(client: &ApiClient, a: ExportArgs) -> Result<i32> {
+    let rt = files(client, &a.id).await?;
     match &a.output {
         Some(path) => {
             let dir = path

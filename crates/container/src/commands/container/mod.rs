@@ -48,10 +48,10 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Delete every stopped container.
     Prune,
-    /// Copy files between the host and a running container (CONTAINER:PATH).
+    /// Copy files between the host and a container, running or not (CONTAINER:PATH).
     #[command(visible_alias = "cp")]
     Copy(files::CopyArgs),
-    /// Write a running container's filesystem as a tar archive.
+    /// Write a container's filesystem (running or not) as a tar archive.
     Export(files::ExportArgs),
 }
 
@@ -192,8 +192,8 @@ pub async fn run(root: &StateRoot, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Inspect(a) => query::inspect(&client, a).await,
         ContainerCommand::Logs(a) => query::logs(root, &client, a).await,
         ContainerCommand::Stats(a) => query::stats(root, &client, a).await,
-        ContainerCommand::Copy(a) => files::copy(root, &client, a).await,
-        ContainerCommand::Export(a) => files::export(root, &client, a).await,
+        ContainerCommand::Copy(a) => files::copy(&client, a).await,
+        ContainerCommand::Export(a) => files::export(&client, a).await,
     }
 }
 
