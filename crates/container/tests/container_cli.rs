@@ -411,6 +411,22 @@ fn files_of_stopped_containers() {
         String::from_utf8_lossy(&fsck.stdout)
     );
 
+    // Left alone, a files-only helper ends shortly after its last client.
+    d.run(&["cp", "box:/greeting", &h("greeting.out")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(host.join("greeting.out")).unwrap(),
+        "bye\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files_helper(&d, "box").is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        files_helper(&d, "box"),
+        None,
+        "the files-only helper ends by itself"
+    );
+
     // rm of a stopped container whose files are open ends the helper.
     d.run(&["cp", &h("greeting"), "box:/greeting"]).ok();
     let pid = files_helper(&d, "box");
