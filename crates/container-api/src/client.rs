@@ -31,10 +31,19 @@ impl std::fmt::Debug for ApiClient {
 pub type TransferStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<apiserver::TransferEvent>> + Send>>;
 
+/// The message when the daemon goes away in the middle of a call.
+pub const CONNECTION_LOST: &str = "the connection to the apiserver was lost (it stopped or was killed): see `container system status`";
+
 fn status(e: tonic::Status) -> ContainerizationError {
-    // A transport failure mid-call means the daemon went away.
+    // A transport failure means the daemon went away: before the call
+    // (Unavailable) or during it (a broken stream, reported as Unknown).
     if e.code() == tonic::Code::Unavailable {
         return ContainerizationError::new(Code::Interrupted, NOT_RUNNING);
+    }
+    if e.code() == tonic::Code::Unknown
+        && (e.message().contains("transport error") || e.message().contains("h2 protocol error"))
+    {
+        return ContainerizationError::new(Code::Interrupted, CONNECTION_LOST);
     }
     e.into()
 }

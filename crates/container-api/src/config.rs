@@ -164,6 +164,10 @@ pub struct ContainerSnapshot {
     pub started_at: Option<String>,
     /// When it exited.
     pub finished_at: Option<String>,
+    /// Why it stopped when the init process did not simply exit (its VM or
+    /// runtime helper died); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Docker's container name rule (also what the library accepts as an id).

@@ -49,10 +49,19 @@ impl ContainerDb {
                 helper_pid INTEGER,
                 created_at TEXT NOT NULL,
                 started_at TEXT,
-                finished_at TEXT
+                finished_at TEXT,
+                reason TEXT
             );",
         )
         .map_err(db_err)?;
+        // Databases made before `reason` existed get the column.
+        let has_reason = conn
+            .prepare("SELECT reason FROM containers LIMIT 0")
+            .is_ok();
+        if !has_reason {
+            conn.execute_batch("ALTER TABLE containers ADD COLUMN reason TEXT;")
+                .map_err(db_err)?;
+        }
         Ok(ContainerDb { conn })
     }
 
@@ -87,7 +96,7 @@ impl ContainerDb {
     pub fn find(&self, id: &str) -> Result<Option<ContainerSnapshot>> {
         self.conn
             .query_row(
-                "SELECT config, status, exit_code, helper_pid, created_at, started_at, finished_at FROM containers WHERE id = ?1",
+                "SELECT config, status, exit_code, helper_pid, created_at, started_at, finished_at, reason FROM containers WHERE id = ?1",
                 params![id],
                 row,
             )
@@ -100,7 +109,7 @@ impl ContainerDb {
     pub fn list(&self) -> Result<Vec<ContainerSnapshot>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT config, status, exit_code, helper_pid, created_at, started_at, finished_at FROM containers ORDER BY created_at")
+            .prepare("SELECT config, status, exit_code, helper_pid, created_at, started_at, finished_at, reason FROM containers ORDER BY created_at")
             .map_err(db_err)?;
         let rows = stmt.query_map([], row).map_err(db_err)?;
         let mut out = Vec::new();
@@ -113,7 +122,7 @@ impl ContainerDb {
     /// Records that a helper (pid) is booting the container.
     pub fn set_starting(&self, id: &str, helper_pid: u32) -> Result<()> {
         self.update(
-            "UPDATE containers SET status='starting', helper_pid=?2, exit_code=NULL, finished_at=NULL WHERE id=?1",
+            "UPDATE containers SET status='starting', helper_pid=?2, exit_code=NULL, finished_at=NULL, reason=NULL WHERE id=?1",
             params![id, helper_pid],
         )
     }
@@ -128,9 +137,20 @@ impl ContainerDb {
 
     /// Records the exit (code) of the init process.
     pub fn set_stopped(&self, id: &str, exit_code: Option<i32>) -> Result<()> {
+        self.set_stopped_because(id, exit_code, None)
+    }
+
+    /// Records that the container stopped, with `reason` when the exit was
+    /// not the init process's own (its VM or helper died, a start failed).
+    pub fn set_stopped_because(
+        &self,
+        id: &str,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
+    ) -> Result<()> {
         self.update(
-            "UPDATE containers SET status='stopped', exit_code=?2, helper_pid=NULL, finished_at=?3 WHERE id=?1",
-            params![id, exit_code, now()],
+            "UPDATE containers SET status='stopped', exit_code=?2, helper_pid=NULL, finished_at=?3, reason=?4 WHERE id=?1",
+            params![id, exit_code, now(), reason],
         )
     }
 
@@ -176,12 +196,37 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ContainerSnapshot>> {
         created_at: r.get(4)?,
         started_at: r.get(5)?,
         finished_at: r.get(6)?,
+        reason: r.get(7)?,
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_databases_gain_the_reason_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("containers.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE containers (id TEXT PRIMARY KEY, config TEXT NOT NULL,
+             status TEXT NOT NULL, exit_code INTEGER, helper_pid INTEGER,
+             created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT);",
+        )
+        .unwrap();
+        drop(old);
+        let db = ContainerDb::open(&path).unwrap();
+        let cfg = ContainerConfiguration {
+            id: "old".into(),
+            ..Default::default()
+        };
+        db.insert(&cfg).unwrap();
+        db.set_stopped_because("old", None, Some("gone")).unwrap();
+        assert_eq!(db.get("old").unwrap().reason.as_deref(), Some("gone"));
+        // Opening again does not try to add it twice.
+        ContainerDb::open(&path).unwrap();
+    }
 
     #[test]
     fn records_round_trip_and_names_are_unique() {
@@ -202,6 +247,17 @@ mod tests {
         db2.set_stopped("web", Some(3)).unwrap();
         let s = db.get("web").unwrap();
         assert_eq!((s.status, s.exit_code), (ContainerStatus::Stopped, Some(3)));
+        assert_eq!(s.reason, None);
+        db.set_starting("web", 43).unwrap();
+        db.set_stopped_because("web", None, Some("the VM exited"))
+            .unwrap();
+        let s = db2.get("web").unwrap();
+        assert_eq!(
+            (s.status, s.exit_code, s.reason.as_deref()),
+            (ContainerStatus::Stopped, None, Some("the VM exited"))
+        );
+        db.set_starting("web", 44).unwrap();
+        assert_eq!(db.get("web").unwrap().reason, None);
         db.remove("web").unwrap();
         assert!(db.get("web").unwrap_err().is_code(Code::NotFound));
     }

@@ -89,11 +89,12 @@ impl Images for ImagesService {
                 Ok(image) => {
                     let s = shared.clone();
                     let info = tokio::task::spawn_blocking(move || {
-                        crate::snapshots::prepare_logged(&s, &image);
-                        convert::image_info(&image, s.images.content())
+                        crate::snapshots::prepare_checked(&s, &image)?;
+                        Ok(convert::image_info(&image, s.images.content()))
                     })
                     .await
-                    .map_err(|e| Status::internal(format!("image task failed: {e}")));
+                    .map_err(|e| Status::internal(format!("image task failed: {e}")))
+                    .and_then(|r: Result<ImageInfo>| r.map_err(Status::from));
                     info.map(done)
                 }
                 Err(e) => {
@@ -231,8 +232,14 @@ impl Images for ImagesService {
         let images = self
             .blocking(move |s| {
                 let loaded = s.images.load(&input)?;
+                let mut refused = None;
                 for image in &loaded {
-                    crate::snapshots::prepare_logged(s, image);
+                    if let Err(e) = crate::snapshots::prepare_checked(s, image) {
+                        refused.get_or_insert(e);
+                    }
+                }
+                if let Some(e) = refused {
+                    return Err(e);
                 }
                 Ok(loaded
                     .iter()

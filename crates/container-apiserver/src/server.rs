@@ -57,6 +57,7 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     write_pid_file(&root.apiserver_pid())?;
 
     let images = containerization_oci::ImageStore::open(root.path())?;
+    remove_leftovers(&root, &images);
     let nets = crate::networks::Nets::start(&root).await?;
     let shared = Arc::new(Shared {
         root: root.clone(),
@@ -115,6 +116,37 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
     let _ = std::fs::remove_file(root.apiserver_pid());
     tracing::info!("apiserver stopped");
     result.context(Code::InternalError, "serving the API")
+}
+
+/// Removes what a killed apiserver (or CLI build) left half-written: partial
+/// blobs and `load` staging directories of dead writers, unfinished image
+/// snapshots, half-made volumes, containers whose create was cut short.
+/// None of it was visible as content or acknowledged to a client.
+fn remove_leftovers(root: &StateRoot, images: &containerization_oci::ImageStore) {
+    let ingest = images.clean_abandoned().unwrap_or_else(|e| {
+        tracing::warn!("cleaning content/ingest failed: {e}");
+        0
+    });
+    let snapshots = containerization_ext4::SnapshotStore::open(root.path().join("snapshots"))
+        .and_then(|s| s.remove_partial())
+        .unwrap_or_else(|e| {
+            tracing::warn!("cleaning unfinished snapshots failed: {e}");
+            0
+        });
+    let volumes = crate::volumes::VolumeStore::new(root).remove_partial();
+    let containers = crate::containers::remove_unfinished(root).unwrap_or_else(|e| {
+        tracing::warn!("checking containers.db failed: {e}");
+        0
+    });
+    if ingest + snapshots + volumes + containers > 0 {
+        tracing::info!(
+            ingest,
+            snapshots,
+            volumes,
+            containers,
+            "removed leftovers of interrupted operations"
+        );
+    }
 }
 
 fn init_logging(path: &Path, filter: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Prepares the ext4 snapshot of every locally present platform of an image
 //! after a pull or load, so that the first `run` does not pay for the unpack.
 
-use containerization_error::Result;
+use containerization_error::{Code, ContainerizationError, Result};
 use containerization_ext4::{DEFAULT_SNAPSHOT_SIZE, SnapshotStore};
 use containerization_oci::Image;
 
@@ -26,11 +26,27 @@ pub(crate) fn prepare(shared: &Shared, image: &Image) -> Result<()> {
     Ok(())
 }
 
-/// `prepare`, logging instead of failing: the pull itself succeeded.
-pub(crate) fn prepare_logged(shared: &Shared, image: &Image) {
-    if let Err(e) = prepare(shared, image) {
+/// `prepare` after a pull or load. An image whose layers cannot be unpacked
+/// (a path out of the root, a link that escapes, an oversized header: bad
+/// input) is removed again with the blobs only it used, and the error is
+/// returned. Other failures (a full disk) are logged only: the image is
+/// complete and the snapshot, a cache, is made again by the first `run`.
+pub(crate) fn prepare_checked(shared: &Shared, image: &Image) -> Result<()> {
+    let Err(e) = prepare(shared, image) else {
+        return Ok(());
+    };
+    if !e.is_code(Code::InvalidArgument) {
         tracing::warn!(reference = %image.reference, "preparing the image snapshot failed: {e}");
+        return Ok(());
     }
+    tracing::warn!(reference = %image.reference, "refusing an image that cannot be unpacked: {e}");
+    if let Err(d) = shared.images.delete_with_blobs(&image.reference) {
+        tracing::warn!(reference = %image.reference, "removing the refused image failed: {d}");
+    }
+    Err(ContainerizationError::invalid_argument(format!(
+        "image '{}' was refused and not kept: {}",
+        image.reference, e.message
+    )))
 }
 
 /// Removes the snapshots no remaining image needs (after `image delete` and

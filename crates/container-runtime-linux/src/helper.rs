@@ -119,7 +119,8 @@ impl Helper {
             // see EOF), record the container as stopped and end the helper.
             tracing::error!("starting the init process failed: {e}");
             self.detach_init();
-            let _ = self.db(|db| db.set_stopped(&self.id, None));
+            let reason = format!("starting the init process failed: {}", e.message);
+            let _ = self.db(|db| db.set_stopped_because(&self.id, None, Some(&reason)));
             let me = self.clone();
             tokio::spawn(async move {
                 let _ = me.container.stop().await;
@@ -137,16 +138,17 @@ impl Helper {
     }
 
     async fn monitor(self: Arc<Self>) {
-        let code = match self.container.wait(None).await {
-            Ok(s) => Some(s.exit_code),
+        let (code, reason) = match self.container.wait(None).await {
+            Ok(s) => (Some(s.exit_code), None),
             Err(e) => {
                 tracing::error!("waiting for the init process failed: {e}");
-                None
+                let reason = format!("the VM stopped before the init process exited: {}", e.message);
+                (None, Some(reason))
             }
         };
         tracing::info!(?code, "init process exited");
         self.detach_init();
-        if let Err(e) = self.db(|db| db.set_stopped(&self.id, code)) {
+        if let Err(e) = self.db(|db| db.set_stopped_because(&self.id, code, reason.as_deref())) {
             tracing::error!("recording the exit failed: {e}");
         }
         let _ = self.exit.send(Some(code.unwrap_or(255)));

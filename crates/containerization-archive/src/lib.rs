@@ -5,8 +5,10 @@
 mod compression;
 mod entry;
 mod extract;
+mod guard;
 mod reader;
 
 pub use compression::{Compression, detect, open_decompressed};
 pub use entry::{ArchiveEntry, EntryInfo, EntryKind};
+pub use guard::{HeaderGuard, MAX_HEADER_MEMBER, guard_headers};
 pub use reader::{ArchiveReader, Entries};

@@ -58,7 +58,8 @@ impl ArchiveReader {
                 ContainerizationError::invalid_state("archive stream was already read")
             })?,
         };
-        let mut archive = tar::Archive::new(open_decompressed(raw)?);
+        let stream: Box<dyn Read + Send> = Box::new(crate::guard_headers(open_decompressed(raw)?));
+        let mut archive = tar::Archive::new(stream);
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
         archive.set_overwrite(true);

@@ -54,6 +54,22 @@ fn key_hex(key: &str) -> Result<&str> {
 struct Lock(File);
 
 impl Lock {
+    /// The lock, or `None` when another holder has it.
+    fn try_acquire(path: &Path) -> Result<Option<Lock>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .context(
+                Code::InternalError,
+                format!("opening lock {}", path.display()),
+            )?;
+        // SAFETY: flock on a descriptor we own; it has no memory effects.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        Ok((r == 0).then_some(Lock(f)))
+    }
+
     fn acquire(path: &Path) -> Result<Lock> {
         let f = OpenOptions::new()
             .create(true)
@@ -143,7 +159,11 @@ impl SnapshotStore {
             }
         }
         let tmp = sdir.join(format!(".tmp-{}-{IMAGE_NAME}", std::process::id()));
-        unpack_layers(layers, &tmp, size_bytes)?;
+        if let Err(e) = unpack_layers(layers, &tmp, size_bytes) {
+            // A refused image leaves no trace (the directory is empty again).
+            let _ = fs::remove_dir(&sdir);
+            return Err(e);
+        }
         let key_tmp = sdir.join(format!(".tmp-{}-{KEY_NAME}", std::process::id()));
         fs::write(&key_tmp, key.as_bytes())
             .and_then(|_| File::open(&key_tmp)?.sync_all())
@@ -160,6 +180,42 @@ impl SnapshotStore {
         sync_dir(&sdir)?;
         sync_dir(&self.dir)?;
         Ok(dest)
+    }
+
+    /// Removes what builds killed midway left behind (`.tmp-*` files, and
+    /// directories holding no image); builds in progress, which hold their
+    /// key's lock, are left alone. Returns how many entries went.
+    pub fn remove_partial(&self) -> Result<usize> {
+        let mut removed = 0;
+        let rd = fs::read_dir(&self.dir).context(
+            Code::InternalError,
+            format!("listing {}", self.dir.display()),
+        )?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sdir = e.path();
+            if key_hex(&format!("sha256:{name}")).is_err() || !sdir.is_dir() {
+                continue;
+            }
+            let lock = self.dir.join(".locks").join(format!("{name}.lock"));
+            let Some(_lock) = Lock::try_acquire(&lock)? else {
+                continue;
+            };
+            for f in fs::read_dir(&sdir).into_iter().flatten().flatten() {
+                if f.file_name().to_string_lossy().starts_with(".tmp-")
+                    && fs::remove_file(f.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+            if !sdir.join(IMAGE_NAME).is_file() {
+                let _ = fs::remove_file(sdir.join(KEY_NAME));
+                if fs::remove_dir(&sdir).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes the image for `key`; returns whether it existed.
@@ -202,6 +258,38 @@ impl SnapshotStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_builds_are_removed_but_images_and_busy_keys_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        let hex = |c: char| c.to_string().repeat(64);
+        // A finished image with a stray temp file.
+        let done = dir.path().join(hex('a'));
+        fs::create_dir(&done).unwrap();
+        fs::write(done.join(IMAGE_NAME), b"img").unwrap();
+        fs::write(done.join(".tmp-1-rootfs.ext4"), b"partial").unwrap();
+        // A build that died before publishing.
+        let dead = dir.path().join(hex('b'));
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join(".tmp-2-rootfs.ext4"), b"partial").unwrap();
+        // A build in progress holds its lock.
+        let busy = dir.path().join(hex('c'));
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join(".tmp-3-rootfs.ext4"), b"writing").unwrap();
+        let held =
+            Lock::acquire(&dir.path().join(".locks").join(format!("{}.lock", hex('c')))).unwrap();
+        // Another process's lock is a different open file description, as
+        // flock sees it, so this store's try-lock fails.
+        assert_eq!(store.remove_partial().unwrap(), 3);
+        assert!(done.join(IMAGE_NAME).is_file());
+        assert!(!done.join(".tmp-1-rootfs.ext4").exists());
+        assert!(!dead.exists());
+        assert!(busy.join(".tmp-3-rootfs.ext4").exists());
+        drop(held);
+        assert_eq!(store.remove_partial().unwrap(), 2);
+        assert!(!busy.exists());
+    }
 
     #[test]
     fn keys_are_validated() {

@@ -153,7 +153,8 @@ impl Unpacker {
         self.stats.layers += 1;
         self.formatter.layer = self.stats.layers as u32;
         let stream = containerization_archive::open_decompressed(reader)?;
-        let mut archive = tar::Archive::new(stream);
+        // Long names and PAX headers are buffered by `tar`: bound them.
+        let mut archive = tar::Archive::new(containerization_archive::guard_headers(stream));
         let entries = archive.entries().map_err(|e| {
             ContainerizationError::invalid_argument(format!(
                 "layer {label}: not a tar archive: {e}"

@@ -91,7 +91,7 @@ impl ContentStore {
     ) -> Result<IngestWriter> {
         validate_digest(expected_digest)?;
         let file = tempfile::Builder::new()
-            .prefix("ingest-")
+            .prefix(&ingest_prefix("ingest"))
             .tempfile_in(self.root.join("ingest"))
             .context(Code::InternalError, "creating ingest file")?;
         Ok(IngestWriter {
@@ -174,9 +174,13 @@ impl ContentStore {
         Ok(self.list()?.iter().map(|(_, s)| s).sum())
     }
 
-    /// Removes ingest files older than `max_age` (left by killed processes).
-    pub(crate) fn clean_ingest(&self, max_age: std::time::Duration) -> Result<()> {
+    /// Removes ingest entries (partial blobs, `load` staging directories)
+    /// whose writer is dead, and any older than `max_age`; returns how many.
+    /// Entries carry their writer's pid (`ingest-<pid>-*`, `load-<pid>-*`),
+    /// so a live writer in another process (a build) keeps its files.
+    pub fn clean_ingest(&self, max_age: std::time::Duration) -> Result<usize> {
         let dir = self.root.join("ingest");
+        let mut removed = 0;
         for entry in fs::read_dir(&dir).context(Code::InternalError, "listing ingest directory")? {
             let Ok(entry) = entry else { continue };
             let old = entry
@@ -185,13 +189,42 @@ impl ContentStore {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > max_age);
-            if old {
-                // Staging directories of `load` as well as partial blobs.
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let orphan = writer_pid(&name).is_some_and(|pid| !pid_alive(pid));
+            if old || orphan {
                 let path = entry.path();
-                let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
+                if fs::remove_file(&path)
+                    .or_else(|_| fs::remove_dir_all(&path))
+                    .is_ok()
+                {
+                    removed += 1;
+                }
             }
         }
-        Ok(())
+        Ok(removed)
+    }
+}
+
+/// `<kind>-<pid>-`: the prefix of this process's ingest entries.
+pub(crate) fn ingest_prefix(kind: &str) -> String {
+    format!("{kind}-{}-", std::process::id())
+}
+
+/// The writer pid in an ingest entry's name, if it has one.
+fn writer_pid(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("ingest-")
+        .or_else(|| name.strip_prefix("load-"))?;
+    rest.split_once('-')?.0.parse().ok()
+}
+
+/// True while a process `pid` exists (zombies count as gone).
+fn pid_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 

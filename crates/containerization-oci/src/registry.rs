@@ -14,6 +14,10 @@ use crate::credentials::CredentialStore;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Largest manifest or index accepted from a registry (the limit of the
+/// reference registry, `distribution`, and of containerd).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
 /// How to talk to a registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scheme {
@@ -83,6 +87,16 @@ pub(crate) fn client_for(host: &str, scheme: Scheme) -> oci_client::Client {
         read_timeout: Some(READ_TIMEOUT),
         ..Default::default()
     })
+}
+
+/// A plain HTTP client with the registry timeouts (for requests
+/// `oci-client` cannot bound, such as manifest bodies).
+pub(crate) fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(READ_TIMEOUT)
+        .build()
+        .map_err(|e| ContainerizationError::internal("creating HTTP client").with_cause(e))
 }
 
 /// Stored credentials for `host`, or anonymous.
@@ -172,11 +186,7 @@ pub async fn verify_login(
         host
     };
     let base = format!("{}://{api_host}/v2/", scheme.for_host(host));
-    let http = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(READ_TIMEOUT)
-        .build()
-        .map_err(|e| ContainerizationError::internal("creating HTTP client").with_cause(e))?;
+    let http = http_client()?;
     let connect_err = |e: reqwest::Error| {
         ContainerizationError::internal(format!("cannot connect to registry {host}")).with_cause(e)
     };

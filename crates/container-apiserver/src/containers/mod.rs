@@ -44,7 +44,9 @@ fn reply(s: &ContainerSnapshot) -> Result<ContainerReply> {
 }
 
 /// Marks containers whose helper died without recording an exit as stopped
-/// (exit code unknown); used at start-up and before every read.
+/// (exit code unknown, with the reason); `--rm` containers whose helper died
+/// are removed, as the helper would have done. Used at start-up and before
+/// every read.
 pub(crate) fn reconcile(root: &StateRoot) -> Result<Vec<ContainerSnapshot>> {
     let db = db(root)?;
     let mut out = Vec::new();
@@ -57,14 +59,60 @@ pub(crate) fn reconcile(root: &StateRoot) -> Result<Vec<ContainerSnapshot>> {
             let id = &s.configuration.id;
             let alive = s.helper_pid.is_some_and(|p| helper::alive(p, id));
             if !alive {
-                tracing::warn!(id = %id, "runtime helper is gone; marking the container stopped");
-                db.set_stopped(id, None)?;
+                let pid = s.helper_pid.map(|p| p.to_string()).unwrap_or_default();
+                tracing::warn!(id = %id, pid = %pid, "runtime helper is gone; marking the container stopped");
+                if s.configuration.auto_remove {
+                    remove_orphan(root, &db, &s);
+                    continue;
+                }
+                let reason = format!(
+                    "its runtime helper (pid {pid}) died without recording an exit; the VM died with it"
+                );
+                db.set_stopped_because(id, None, Some(&reason))?;
                 s = db.get(id)?;
             }
         }
         out.push(s);
     }
     Ok(out)
+}
+
+/// Removes records whose create never finished (the apiserver died between
+/// inserting the record and making the root disk, so the client was never
+/// told it exists). Only at start-up, when no create is in progress.
+pub(crate) fn remove_unfinished(root: &StateRoot) -> Result<usize> {
+    let db = db(root)?;
+    let mut removed = 0;
+    for s in db.list()? {
+        let id = &s.configuration.id;
+        let dir = root.container_dir(id);
+        if s.status == ContainerStatus::Created && !dir.join("rootfs.qcow2").is_file() {
+            tracing::warn!(id = %id, "removing a container whose create was interrupted");
+            db.remove(id)?;
+            let _ = std::fs::remove_dir_all(&dir);
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes a `--rm` container whose helper died before it could remove it.
+fn remove_orphan(root: &StateRoot, db: &ContainerDb, s: &ContainerSnapshot) {
+    let id = &s.configuration.id;
+    if let Err(e) = db.remove(id) {
+        tracing::warn!(id = %id, "removing the record failed: {e}");
+        return;
+    }
+    let _ = std::fs::remove_dir_all(root.container_dir(id));
+    if !s.configuration.networks.is_empty()
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        // Its TAPs outlived it; the address is freed by the networks' gc,
+        // which drops holders missing from containers.db.
+        let config = s.configuration.clone();
+        handle.spawn(async move { crate::networks::delete_taps(&config).await });
+    }
+    tracing::info!(id = %id, "removed --rm container whose helper died");
 }
 
 /// The image references existing containers use (kept by `image prune`).
@@ -326,10 +374,20 @@ impl Containers for ContainersService {
         let id = req.into_inner().id;
         let _vm = self.vm_lock(&id).await;
         let s = ContainersService::get(self, &id)?;
-        if matches!(
-            s.status,
-            ContainerStatus::Running | ContainerStatus::Starting
-        ) {
+        if s.status == ContainerStatus::Starting {
+            // A helper whose VM is up but whose init never started (the
+            // client or the apiserver died midway): the client starts it.
+            if let Ok(rt) = self.runtime(&s).await
+                && rt.state().await.is_ok_and(|st| st.status == "created")
+            {
+                return Ok(Response::new(reply(&s)?));
+            }
+            return Err(ContainerizationError::invalid_state(format!(
+                "container {id} is still starting"
+            ))
+            .into());
+        }
+        if s.status == ContainerStatus::Running {
             return Err(ContainerizationError::invalid_state(format!(
                 "container {id} is already running"
             ))

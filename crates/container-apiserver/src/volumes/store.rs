@@ -171,6 +171,23 @@ impl VolumeStore {
         Ok(v)
     }
 
+    /// Removes volumes a killed apiserver left half-made (`.new-*`
+    /// directories, `volume.img.tmp`); only the apiserver makes volumes, so
+    /// at its start-up none is in progress. Returns how many went.
+    pub(crate) fn remove_partial(&self) -> usize {
+        let mut removed = 0;
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let gone = if e.file_name().to_string_lossy().starts_with(".new-") {
+                std::fs::remove_dir_all(&path).is_ok()
+            } else {
+                std::fs::remove_file(path.join("volume.img.tmp")).is_ok()
+            };
+            removed += usize::from(gone);
+        }
+        removed
+    }
+
     /// Volume `name`, or `NotFound`.
     pub(crate) fn get(&self, name: &str) -> Result<Volume> {
         if !valid_volume_name(name) {

@@ -188,6 +188,22 @@ impl Daemon {
         finish_within(child, args)
     }
 
+    /// Starts the CLI in the background (for commands a test interrupts);
+    /// collect it with [`Daemon::finish`].
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running container")
+    }
+
+    /// Waits for a CLI run started by [`Daemon::spawn`], within the limit.
+    pub fn finish(&self, child: Child, args: &[&str]) -> Run {
+        finish_within(child, args)
+    }
+
     /// Runs the CLI feeding `input` on stdin.
     pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
         use std::io::Write;

@@ -32,6 +32,34 @@ impl ImageStore {
         Ok(report)
     }
 
+    /// Removes what killed processes left in `content/ingest` (partial
+    /// blobs and `load` staging directories, never visible as content);
+    /// returns how many entries went.
+    pub fn clean_abandoned(&self) -> Result<usize> {
+        self.content.clean_ingest(STALE_INGEST)
+    }
+
+    /// Deletes `reference` and the blobs only it reached; returns the bytes
+    /// freed. Unlike `gc`, blobs no image names yet (a pull in flight) stay.
+    pub fn delete_with_blobs(&self, reference: &str) -> Result<u64> {
+        let image = self.get(reference)?;
+        let mut mine = HashSet::new();
+        self.mark(&image, &mut mine)?;
+        self.delete(reference)?;
+        let mut live = HashSet::new();
+        for other in self.list()? {
+            self.mark(&other, &mut live)?;
+        }
+        let mut freed = 0;
+        for digest in mine.difference(&live) {
+            if let Ok(n) = self.content.size(digest) {
+                self.content.delete(digest)?;
+                freed += n;
+            }
+        }
+        Ok(freed)
+    }
+
     /// Adds every blob `image` reaches to `live`.
     pub(crate) fn mark(&self, image: &Image, live: &mut HashSet<String>) -> Result<()> {
         live.insert(image.digest());

@@ -6,6 +6,7 @@ mod db;
 mod gc;
 mod inspect;
 mod pull;
+mod pull_manifest;
 mod push;
 mod put;
 

@@ -7,14 +7,22 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use super::{ImageStore, PullOptions};
 use crate::digest::sha256_digest;
 use crate::image::Image;
-use crate::media_types::{ACCEPTED_MANIFESTS, is_index, is_manifest};
+use crate::media_types::{is_index, is_manifest};
 use crate::platform::Platform;
 use crate::progress::{ProgressEvent, ProgressFn, emit};
 use crate::reference::Reference;
-use crate::registry::{auth_for, client_for, map_error};
+use crate::registry::{auth_for, client_for, http_client, map_error};
 
 /// Bytes between two `BlobBytes` events of one download.
 const PROGRESS_STEP: u64 = 512 * 1024;
+
+/// Most layers an image may have. Real images stay far below (overlay-based
+/// engines stop at about 128); a hostile manifest listing thousands would
+/// otherwise cost one request each.
+pub const MAX_LAYERS: usize = 1000;
+
+/// Largest image config accepted (configs are read into memory to be checked).
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
 
 /// One registry conversation: the client, the repository and names for
 /// error messages.
@@ -24,6 +32,8 @@ pub(super) struct Remote {
     pub reference: Reference,
     pub host: String,
     pub display: String,
+    pub scheme: crate::registry::Scheme,
+    pub http: reqwest::Client,
 }
 
 impl Remote {
@@ -39,6 +49,8 @@ impl Remote {
             display: reference.to_string(),
             reference: reference.clone(),
             host,
+            scheme,
+            http: http_client()?,
         })
     }
 
@@ -54,35 +66,6 @@ impl Remote {
             c.repository().to_string(),
             digest.to_string(),
         )
-    }
-
-    /// Fetches a manifest or index, verifies it against `expected` (when
-    /// known) and stores it. Returns its bytes, digest and media type.
-    async fn fetch_manifest(
-        &self,
-        store: &ImageStore,
-        target: &oci_client::Reference,
-        expected: Option<&str>,
-    ) -> Result<(Vec<u8>, String, String)> {
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(target, &self.auth, &ACCEPTED_MANIFESTS)
-            .await
-            .map_err(|e| self.err(e))?;
-        let digest = sha256_digest(&bytes);
-        if let Some(expected) = expected
-            && expected != digest
-        {
-            return Err(ContainerizationError::invalid_argument(format!(
-                "digest mismatch: registry {} sent {digest} for manifest {expected}",
-                self.host
-            )));
-        }
-        let media_type = manifest_media_type(&bytes, &self.display)?;
-        store
-            .content
-            .write_verified(&digest, Some(bytes.len() as u64), &bytes[..])?;
-        Ok((bytes.to_vec(), digest, media_type))
     }
 }
 
@@ -102,9 +85,12 @@ impl ImageStore {
         );
 
         let (top_bytes, top_digest, top_type) = remote
-            .fetch_manifest(self, &parsed.to_client(), parsed.digest())
+            .fetch_manifest(&parsed.to_client(), parsed.digest())
             .await?;
         let top = descriptor(&top_type, top_bytes.len() as u64, &top_digest)?;
+        // Manifests are stored last, once everything they name is here, so a
+        // refused image leaves no manifest behind.
+        let mut manifests = vec![(top_digest.clone(), top_bytes.clone())];
 
         let manifest_bytes = if is_index(&top_type) {
             let index: ImageIndex = serde_json::from_slice(&top_bytes).context(
@@ -119,10 +105,16 @@ impl ImageStore {
             if self.content.contains(&digest) {
                 self.content.read(&digest)?
             } else {
-                remote
-                    .fetch_manifest(self, &remote.by_digest(&digest), Some(&digest))
-                    .await?
-                    .0
+                let (bytes, digest, media_type) = remote
+                    .fetch_manifest(&remote.by_digest(&digest), Some(&digest))
+                    .await?;
+                if !is_manifest(&media_type) {
+                    return Err(ContainerizationError::invalid_argument(format!(
+                        "image index of '{key}' names {digest} as a manifest, but it is a '{media_type}'"
+                    )));
+                }
+                manifests.push((digest, bytes.clone()));
+                bytes
             }
         } else {
             top_bytes
@@ -131,17 +123,19 @@ impl ImageStore {
             Code::InvalidArgument,
             format!("image manifest of '{key}' is not valid"),
         )?;
+        if manifest.layers().len() > MAX_LAYERS {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "image '{key}' has {} layers; at most {MAX_LAYERS} are accepted",
+                manifest.layers().len()
+            )));
+        }
+        let config = self.fetch_config(&remote, &key, manifest.config()).await?;
 
-        let mut blobs = vec![(
-            manifest.config().digest().to_string(),
-            manifest.config().size(),
-        )];
-        blobs.extend(
-            manifest
-                .layers()
-                .iter()
-                .map(|l| (l.digest().to_string(), l.size())),
-        );
+        let blobs: Vec<(String, u64)> = manifest
+            .layers()
+            .iter()
+            .map(|l| (l.digest().to_string(), l.size()))
+            .collect();
         let remote = &remote;
         futures::stream::iter(blobs)
             .map(|(digest, size)| self.fetch_blob(remote, digest, size, &opts.progress))
@@ -149,9 +143,86 @@ impl ImageStore {
             .try_collect::<Vec<()>>()
             .await?;
 
+        // The config and the manifests are stored only now, lowest level
+        // first: a refused image leaves neither, and a manifest is never
+        // visible without everything it names.
+        if let Some((digest, bytes)) = config
+            && !self.content.contains(&digest)
+        {
+            self.content
+                .write_verified(&digest, Some(bytes.len() as u64), &bytes[..])?;
+        }
+        for (digest, bytes) in manifests.iter().rev() {
+            if !self.content.contains(digest) {
+                self.content
+                    .write_verified(digest, Some(bytes.len() as u64), &bytes[..])?;
+            }
+        }
         let image = self.record(&key, top)?;
         emit(&opts.progress, ProgressEvent::Done { digest: top_digest });
         Ok(image)
+    }
+
+    /// Fetches the image config into memory and checks its digest and that
+    /// it parses as an image config; `None` when it is already stored.
+    async fn fetch_config(
+        &self,
+        remote: &Remote,
+        key: &str,
+        desc: &Descriptor,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        let digest = desc.digest().to_string();
+        if self.content.contains(&digest) {
+            return Ok(None);
+        }
+        if desc.size() > MAX_CONFIG_BYTES {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "the config of '{key}' is {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+                desc.size()
+            )));
+        }
+        let mut stream = remote
+            .client
+            .pull_blob_stream(&remote.by_digest(&digest), digest.as_str())
+            .await
+            .map_err(|e| remote.err(e))?;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ContainerizationError::new(
+                    Code::Interrupted,
+                    format!(
+                        "download of the config of '{key}' from registry {} failed",
+                        remote.host
+                    ),
+                )
+                .with_cause(e)
+            })?;
+            if data.len() as u64 + chunk.len() as u64 > desc.size() {
+                return Err(ContainerizationError::invalid_argument(format!(
+                    "the config of '{key}' is larger than its declared size {}",
+                    desc.size()
+                )));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        let got = sha256_digest(&data);
+        if got != digest {
+            return Err(ContainerizationError::invalid_argument(format!(
+                "digest mismatch: registry {} sent {got} for the config {digest} of '{key}'; nothing was stored",
+                remote.host
+            )));
+        }
+        let media_type = desc.media_type().to_string();
+        if media_type == crate::media_types::OCI_CONFIG
+            || media_type == crate::media_types::DOCKER_CONFIG
+        {
+            serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&data).context(
+                Code::InvalidArgument,
+                format!("the image config of '{key}' is not valid"),
+            )?;
+        }
+        Ok(Some((digest, data)))
     }
 
     /// Streams one blob into the content store unless already present.

@@ -209,7 +209,8 @@ async fn copy_out(rt: &RuntimeClient, src: &str, dest: &Path) -> Result<()> {
     let stage_dir = stage.path().join("x");
     tokio::task::spawn_blocking(move || -> Result<()> {
         std::io::Seek::rewind(&mut archive).context(Code::InternalError, "reading the archive")?;
-        let mut a = tar::Archive::new(archive);
+        // The stream comes from the guest: bound the members `tar` buffers.
+        let mut a = tar::Archive::new(containerization_archive::guard_headers(archive));
         a.set_preserve_permissions(true);
         a.set_overwrite(true);
         a.unpack(&stage_dir)

@@ -1,0 +1,448 @@
+//! Faults: SIGKILL of a runtime helper, of its QEMU, and of the apiserver
+//! during `image load` and during `run`; a state root that runs out of
+//! space under `image pull` and `image load`. After each, `ls -a` and
+//! `inspect` tell the truth, the next command works, `rm` works, and no
+//! process, mount, partial blob or partial snapshot is left behind.
+//! One daemon for the kills (five VMs), one on a small tmpfs for the disk.
+
+mod common;
+#[path = "common/oci.rs"]
+mod oci;
+#[path = "common/procs.rs"]
+mod procs;
+#[path = "common/soak.rs"]
+mod soak;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Registry, Run, busybox_layout};
+use procs::Proc;
+
+const BUSYBOX: &str = "localhost/busybox:latest";
+
+fn inspect(d: &Daemon, id: &str) -> serde_json::Value {
+    let out = d.run(&["inspect", id]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+fn kill(pid: u32) {
+    // SAFETY: plain kill(2) of a process this test started (directly or
+    // through the daemon).
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
+
+fn apiserver(d: &Daemon) -> Proc {
+    let pid = std::fs::read_to_string(d.root.path().join("apiserver.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Proc::of(pid).expect("the apiserver runs")
+}
+
+/// SIGKILLs the apiserver and waits until it is gone.
+fn kill_apiserver(d: &Daemon) {
+    let a = apiserver(d);
+    kill(a.pid);
+    let left = procs::wait_gone(&BTreeSet::from([a]), 10);
+    assert!(left.is_empty(), "apiserver survived SIGKILL: {left:?}");
+}
+
+/// Polls `f` every few milliseconds for up to `secs`.
+fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A failed command printed one clear error line, not a panic or a trace.
+fn assert_clear_error(r: &Run, what: &str) {
+    assert_ne!(r.code, 0, "{what} should fail: {}", r.stdout);
+    let err = r.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    assert!(err.starts_with("Error: "), "{what}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: {err}"
+    );
+}
+
+/// The content store holds only complete, correct blobs; nothing partial
+/// is left in ingest or among the snapshots; the daemon lists images.
+fn assert_store_clean(d: &Daemon) {
+    let root = d.root.path();
+    let ingest = procs::files_under(&root.join("content/ingest"));
+    assert!(ingest.is_empty(), "partial data left in ingest: {ingest:?}");
+    for e in std::fs::read_dir(root.join("content/blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let digest = oci::digest_of(std::fs::File::open(e.path()).unwrap());
+        assert_eq!(
+            format!("sha256:{}", e.file_name().to_string_lossy()),
+            digest,
+            "a blob does not match its name"
+        );
+    }
+    for e in std::fs::read_dir(root.join("snapshots")).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap() == ".locks" {
+            continue;
+        }
+        let files = procs::files_under(&p);
+        assert!(
+            files.iter().any(|f| f == "rootfs.ext4") && !files.iter().any(|f| f.starts_with(".tmp-")),
+            "partial snapshot {}: {files:?}",
+            p.display()
+        );
+    }
+    d.run(&["image", "ls"]).ok();
+}
+
+/// The helper of `id` and everything it runs (QEMU, vhost-device-vsock,
+/// virtiofsd, the reaper); checks QEMU and the vsock backend are among them.
+fn vm_family(d: &Daemon, id: &str) -> BTreeSet<Proc> {
+    let pid = inspect(d, id)["helper_pid"].as_u64().expect("helper_pid") as u32;
+    let family = procs::family(pid);
+    let lines: Vec<String> = family.iter().map(|p| p.cmdline()).collect();
+    for name in ["qemu-system-x86_64", "vhost-device-vsock"] {
+        assert!(
+            lines.iter().any(|l| l.contains(name)),
+            "{name} runs under the helper of {id}: {lines:?}"
+        );
+    }
+    family
+}
+
+/// The VM runtime directory (sockets, QEMU log) named in QEMU's command line.
+fn vm_dir(family: &BTreeSet<Proc>) -> PathBuf {
+    let qemu = family
+        .iter()
+        .map(|p| p.cmdline())
+        .find(|l| l.contains("qemu-system"))
+        .unwrap();
+    let sock = qemu
+        .split([' ', ','])
+        .find_map(|a| a.strip_prefix("path=").filter(|p| p.ends_with("vhost.sock")))
+        .expect("the vsock chardev path");
+    Path::new(sock).parent().unwrap().to_path_buf()
+}
+
+/// Nothing of the daemon but the apiserver runs; no mount remains.
+fn assert_nothing_left(d: &Daemon) {
+    let root = d.root.path().to_str().unwrap();
+    let me = apiserver(d);
+    let others: Vec<String> = procs::mentioning(root)
+        .into_iter()
+        .filter(|p| *p != me)
+        .map(|p| format!("{} {}", p.pid, p.cmdline()))
+        .collect();
+    assert!(others.is_empty(), "processes left: {others:?}");
+    let mounts = procs::mounts_under(root);
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+}
+
+#[test]
+fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::started();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
+        .ok();
+
+    // 1. SIGKILL of the runtime helper: its VM goes with it.
+    d.run(&["run", "-d", "--name", "k-helper", BUSYBOX, "sleep", "1000"])
+        .ok();
+    let family = vm_family(&d, "k-helper");
+    let dir = vm_dir(&family);
+    assert!(dir.is_dir(), "{}", dir.display());
+    let helper = inspect(&d, "k-helper")["helper_pid"].as_u64().unwrap() as u32;
+    kill(helper);
+    let left = procs::wait_gone(&family, 15);
+    assert!(left.is_empty(), "left after the helper's SIGKILL: {left:?}");
+    wait_for(5, "the VM's runtime directory to go", || !dir.exists());
+    let ls = d.run(&["ls", "-a"]).ok();
+    assert!(ls.contains("k-helper") && ls.contains("stopped"), "{ls}");
+    let v = inspect(&d, "k-helper");
+    assert_eq!(v["status"], "stopped", "{v}");
+    assert!(v["exit_code"].is_null(), "no exit code was observed: {v}");
+    assert!(
+        v["reason"].as_str().unwrap_or("").contains("runtime helper"),
+        "{v}"
+    );
+
+    // 2. SIGKILL of QEMU: the helper notices, records why, and ends.
+    d.run(&["run", "-d", "--name", "k-qemu", BUSYBOX, "sleep", "1000"])
+        .ok();
+    let family = vm_family(&d, "k-qemu");
+    let dir = vm_dir(&family);
+    let qemu = family
+        .iter()
+        .find(|p| p.cmdline().contains("qemu-system"))
+        .unwrap();
+    kill(qemu.pid);
+    let left = procs::wait_gone(&family, 60);
+    assert!(left.is_empty(), "left after QEMU's SIGKILL: {left:?}");
+    wait_for(5, "the VM's runtime directory to go", || !dir.exists());
+    let v = inspect(&d, "k-qemu");
+    assert_eq!(v["status"], "stopped", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap_or("").contains("VM"),
+        "the reason names the VM: {v}"
+    );
+
+    // --rm container whose helper dies: removed, as --rm promises.
+    d.run(&["run", "-d", "--rm", "--name", "k-rm", BUSYBOX, "sleep", "1000"])
+        .ok();
+    let family = vm_family(&d, "k-rm");
+    kill(inspect(&d, "k-rm")["helper_pid"].as_u64().unwrap() as u32);
+    assert!(procs::wait_gone(&family, 15).is_empty());
+    let r = d.run(&["inspect", "k-rm"]);
+    assert_eq!(r.code, 3, "not found: {} {}", r.stdout, r.stderr);
+    assert!(!d.root.path().join("containers/k-rm").exists());
+
+    // The next run works.
+    let r = d.run(&["run", "--rm", BUSYBOX, "echo", "next-run"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "next-run"), "{}", r.stderr);
+
+    // 3. SIGKILL of the apiserver during `image load`: first while blobs are
+    // copied into the store, then while the image's snapshot is unpacked.
+    let big = work.path().join("big.tar");
+    let layer = oci::tar(&[oci::Member::file("big", &oci::noise(48 << 20, 7))]);
+    oci::archive(&big, "localhost/big:1", &[layer]);
+    let ingest = d.root.path().join("content/ingest");
+    let snapshots = d.root.path().join("snapshots");
+    let phases: [(&str, Box<dyn Fn() -> bool>); 2] = [
+        (
+            "a partial blob in ingest",
+            Box::new(|| {
+                procs::files_under(&ingest)
+                    .iter()
+                    .any(|f| f.starts_with("ingest-"))
+            }),
+        ),
+        (
+            "a partial snapshot",
+            Box::new(|| {
+                procs::files_under(&snapshots)
+                    .iter()
+                    .any(|f| f.contains("/.tmp-"))
+            }),
+        ),
+    ];
+    let args = ["image", "load", "-i", big.to_str().unwrap()];
+    for (phase, seen) in phases {
+        let child = d.spawn(&args);
+        wait_for(120, phase, &seen);
+        kill_apiserver(&d);
+        let r = d.finish(child, &args);
+        assert_clear_error(&r, "load cut by the apiserver's death");
+        assert!(r.stderr.contains("apiserver"), "{}", r.stderr);
+        d.run(&["system", "start"]).ok();
+        assert_store_clean(&d);
+        // Blobs come first, then the name, then the snapshot (a cache): an
+        // image listed after the cut is complete.
+        let images = d.run(&["image", "ls"]).ok();
+        if phase.contains("blob") {
+            assert!(!images.contains("localhost/big"), "{phase}: {images}");
+        }
+    }
+    let loaded = d.run(&args).ok();
+    assert!(loaded.contains("localhost/big"), "{loaded}");
+    d.run(&["image", "rm", "localhost/big:1"]).ok();
+    assert_store_clean(&d);
+
+    // 4. SIGKILL of the apiserver during `run`, while the VM boots: the
+    // helper carries on alone and the restarted apiserver finds it.
+    let args = ["run", "-d", "--name", "k-boot", BUSYBOX, "sleep", "1000"];
+    let child = d.spawn(&args);
+    let log = d.root.path().join("containers/k-boot/runtime.log");
+    wait_for(120, "the helper to start", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("runtime helper starting"))
+    });
+    kill_apiserver(&d);
+    let r = d.finish(child, &args);
+    assert_clear_error(&r, "run cut by the apiserver's death");
+    d.run(&["system", "start"]).ok();
+    // Its VM boots; the init waits for a client, as after `create`.
+    let sock = d.root.path().join("containers/k-boot/runtime.sock");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !sock.exists() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("k-boot's VM did not boot; runtime.log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v = inspect(&d, "k-boot");
+    assert_eq!(v["status"], "starting", "{v}");
+    d.run(&["start", "k-boot"]).ok();
+    assert_eq!(inspect(&d, "k-boot")["status"], "running");
+    let r = d.run(&["exec", "k-boot", "echo", "alive"]);
+    assert_eq!(r.stdout.trim(), "alive", "{}", r.stderr);
+
+    // ... and cut while the container is being created: the record either
+    // never became visible or is a complete container that starts.
+    let args = ["create", "--name", "k-create", BUSYBOX, "true"];
+    let child = d.spawn(&args);
+    let cfg = d.root.path().join("containers/k-create/config.json");
+    wait_for(120, "the bundle to appear", || cfg.exists());
+    kill_apiserver(&d);
+    let _ = d.finish(child, &args);
+    d.run(&["system", "start"]).ok();
+    let r = d.run(&["inspect", "k-create"]);
+    if r.code == 0 {
+        let r = d.run(&["start", "-a", "k-create"]);
+        assert_eq!(r.code, 0, "a visible container is complete: {}", r.stderr);
+    } else {
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(!d.root.path().join("containers/k-create").exists());
+    }
+
+    // rm works on all of them; nothing is left.
+    let family = vm_family(&d, "k-boot");
+    d.run(&["rm", "-f", "k-helper", "k-qemu", "k-boot"]).ok();
+    let _ = d.run(&["rm", "k-create"]);
+    assert!(procs::wait_gone(&family, 30).is_empty());
+    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
+    let bundles = procs::files_under(&d.root.path().join("containers"));
+    assert!(bundles.is_empty(), "{bundles:?}");
+    assert_nothing_left(&d);
+    assert_store_clean(&d);
+}
+
+/// Runs `f` with a private mount namespace on this thread, so a tmpfs it
+/// mounts is invisible to the host and vanishes with the thread's processes.
+fn private_mounts() {
+    // SAFETY: unshare and mount with constant, valid arguments; they affect
+    // only this thread (CLONE_NEWNS unshares the thread's fs context too).
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "making / private"
+        );
+    }
+}
+
+fn mount_tmpfs(at: &Path, size_mib: u32) {
+    let target = std::ffi::CString::new(at.to_str().unwrap()).unwrap();
+    let opts = std::ffi::CString::new(format!("size={size_mib}m,mode=0700")).unwrap();
+    // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    assert_eq!(r, 0, "mounting a tmpfs on {}", at.display());
+}
+
+#[test]
+fn a_full_disk_gives_one_clear_error_and_nothing_half_written() {
+    private_mounts();
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::new();
+    mount_tmpfs(d.root.path(), 160);
+    // 16 MiB stay free: neither 24 MiB image fits.
+    let filler = d.root.path().join("filler");
+    std::fs::write(&filler, vec![1u8; 144 << 20]).unwrap();
+    d.run(&["system", "start"]).ok();
+
+    let pulled = work.path().join("pulled.tar");
+    let layer = oci::tar(&[oci::Member::file("data", &oci::noise(24 << 20, 1))]);
+    oci::archive(&pulled, "localhost/pulled:1", &[layer]);
+    let reg = Registry::start(None);
+    let st = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", pulled.display()))
+        .arg(format!("docker://{}/test/pulled:1", reg.host()))
+        .status()
+        .expect("skopeo is installed (scripts/setup.sh)");
+    assert!(st.success());
+    let loaded = work.path().join("loaded.tar");
+    let layer = oci::tar(&[oci::Member::file("data", &oci::noise(24 << 20, 2))]);
+    oci::archive(&loaded, "localhost/loaded:1", &[layer]);
+
+    let pull = [
+        "image".to_string(),
+        "pull".into(),
+        format!("{}/test/pulled:1", reg.host()),
+    ];
+    let pull: Vec<&str> = pull.iter().map(String::as_str).collect();
+    let load = ["image", "load", "-i", loaded.to_str().unwrap()];
+    for args in [&pull[..], &load[..]] {
+        let r = d.run(args);
+        assert_clear_error(&r, &args.join(" "));
+        assert!(
+            r.stderr.contains("No space left on device"),
+            "{}: {}",
+            args.join(" "),
+            r.stderr
+        );
+        assert_store_clean(&d);
+        let blobs = procs::disk_use(&d.root.path().join("content"));
+        assert!(blobs < 2 << 20, "{}: {blobs} bytes of content", args.join(" "));
+        assert_eq!(d.run(&["image", "ls", "-q"]).ok().trim(), "");
+    }
+
+    // Space freed: the same commands succeed.
+    std::fs::remove_file(&filler).unwrap();
+    for args in [&pull[..], &load[..]] {
+        let r = d.run(args);
+        assert_eq!(r.code, 0, "{}: {}", args.join(" "), r.stderr);
+    }
+    let images = d.run(&["image", "ls"]).ok();
+    assert!(
+        images.contains("test/pulled") && images.contains("localhost/loaded"),
+        "{images}"
+    );
+    assert_store_clean(&d);
+    d.run(&["system", "stop"]).ok();
+    let target = std::ffi::CString::new(d.root.path().to_str().unwrap()).unwrap();
+    // SAFETY: umount2(2) of the tmpfs this test mounted in its own namespace.
+    unsafe {
+        libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+    }
+}
+
+#[test]
+fn soak_of_four_clients_leaves_no_growth() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    // The harness's daemon fixture only for its clean-up if this fails.
+    let d = Daemon::new();
+    let plan = soak::Plan {
+        cli: env!("CARGO_BIN_EXE_container").into(),
+        root: d.root.path().to_path_buf(),
+        archive,
+        image: BUSYBOX.into(),
+        clients: 4,
+        duration: None,
+        iterations: Some(2),
+        network: false,
+    };
+    let report = plan.run(|line| eprintln!("soak: {line}"));
+    eprint!("{}", report.table());
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.cycles, 8);
+    let growth = report.growth();
+    assert!(growth.is_empty(), "{growth:?}\n{}", report.table());
+}
