@@ -142,7 +142,10 @@ impl Helper {
             Ok(s) => (Some(s.exit_code), None),
             Err(e) => {
                 tracing::error!("waiting for the init process failed: {e}");
-                let reason = format!("the VM stopped before the init process exited: {}", e.message);
+                let reason = format!(
+                    "the VM stopped before the init process exited: {}",
+                    e.message
+                );
                 (None, Some(reason))
             }
         };

@@ -60,7 +60,11 @@ fn main() {
 
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/examples/soak -> target/<profile>/container
-    let cli = exe.parent().and_then(Path::parent).unwrap().join("container");
+    let cli = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("container");
     assert!(
         cli.is_file(),
         "{} is missing: run `cargo build --workspace --bins` first",
@@ -92,9 +96,7 @@ fn main() {
         network,
     };
     let started = std::time::Instant::now();
-    let report = plan.run(|line| {
-        eprintln!("[{:>5.0} s] {line}", started.elapsed().as_secs_f64())
-    });
+    let report = plan.run(|line| eprintln!("[{:>5.0} s] {line}", started.elapsed().as_secs_f64()));
     print!("{}", report.table());
     let growth = report.growth();
     for g in &growth {

@@ -89,14 +89,18 @@ fn assert_store_clean(d: &Daemon) {
             "a blob does not match its name"
         );
     }
-    for e in std::fs::read_dir(root.join("snapshots")).into_iter().flatten() {
+    for e in std::fs::read_dir(root.join("snapshots"))
+        .into_iter()
+        .flatten()
+    {
         let p = e.unwrap().path();
         if p.file_name().unwrap() == ".locks" {
             continue;
         }
         let files = procs::files_under(&p);
         assert!(
-            files.iter().any(|f| f == "rootfs.ext4") && !files.iter().any(|f| f.starts_with(".tmp-")),
+            files.iter().any(|f| f == "rootfs.ext4")
+                && !files.iter().any(|f| f.starts_with(".tmp-")),
             "partial snapshot {}: {files:?}",
             p.display()
         );
@@ -128,7 +132,10 @@ fn vm_dir(family: &BTreeSet<Proc>) -> PathBuf {
         .unwrap();
     let sock = qemu
         .split([' ', ','])
-        .find_map(|a| a.strip_prefix("path=").filter(|p| p.ends_with("vhost.sock")))
+        .find_map(|a| {
+            a.strip_prefix("path=")
+                .filter(|p| p.ends_with("vhost.sock"))
+        })
         .expect("the vsock chardev path");
     Path::new(sock).parent().unwrap().to_path_buf()
 }
@@ -173,7 +180,10 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
     assert_eq!(v["status"], "stopped", "{v}");
     assert!(v["exit_code"].is_null(), "no exit code was observed: {v}");
     assert!(
-        v["reason"].as_str().unwrap_or("").contains("runtime helper"),
+        v["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("runtime helper"),
         "{v}"
     );
 
@@ -198,8 +208,10 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
     );
 
     // --rm container whose helper dies: removed, as --rm promises.
-    d.run(&["run", "-d", "--rm", "--name", "k-rm", BUSYBOX, "sleep", "1000"])
-        .ok();
+    d.run(&[
+        "run", "-d", "--rm", "--name", "k-rm", BUSYBOX, "sleep", "1000",
+    ])
+    .ok();
     let family = vm_family(&d, "k-rm");
     kill(inspect(&d, "k-rm")["helper_pid"].as_u64().unwrap() as u32);
     assert!(procs::wait_gone(&family, 15).is_empty());
@@ -216,30 +228,24 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
     let big = work.path().join("big.tar");
     let layer = oci::tar(&[oci::Member::file("big", &oci::noise(48 << 20, 7))]);
     oci::archive(&big, "localhost/big:1", &[layer]);
-    let ingest = d.root.path().join("content/ingest");
-    let snapshots = d.root.path().join("snapshots");
-    let phases: [(&str, Box<dyn Fn() -> bool>); 2] = [
-        (
-            "a partial blob in ingest",
-            Box::new(|| {
-                procs::files_under(&ingest)
-                    .iter()
-                    .any(|f| f.starts_with("ingest-"))
-            }),
-        ),
-        (
-            "a partial snapshot",
-            Box::new(|| {
-                procs::files_under(&snapshots)
-                    .iter()
-                    .any(|f| f.contains("/.tmp-"))
-            }),
-        ),
+    // (what to wait for, the directory, how a partial file's path looks)
+    let phases = [
+        ("a partial blob in ingest", "content/ingest", "ingest-"),
+        ("a partial snapshot", "snapshots", "/.tmp-"),
     ];
     let args = ["image", "load", "-i", big.to_str().unwrap()];
-    for (phase, seen) in phases {
+    for (phase, dir, mark) in phases {
         let child = d.spawn(&args);
-        wait_for(120, phase, &seen);
+        let dir = d.root.path().join(dir);
+        wait_for(120, phase, || {
+            procs::files_under(&dir).iter().any(|f| {
+                if mark.starts_with('/') {
+                    f.contains(mark)
+                } else {
+                    f.starts_with(mark)
+                }
+            })
+        });
         kill_apiserver(&d);
         let r = d.finish(child, &args);
         assert_clear_error(&r, "load cut by the apiserver's death");
@@ -383,6 +389,8 @@ fn a_full_disk_gives_one_clear_error_and_nothing_half_written() {
     let pull = [
         "image".to_string(),
         "pull".into(),
+        "--progress".into(),
+        "none".into(),
         format!("{}/test/pulled:1", reg.host()),
     ];
     let pull: Vec<&str> = pull.iter().map(String::as_str).collect();
@@ -398,7 +406,11 @@ fn a_full_disk_gives_one_clear_error_and_nothing_half_written() {
         );
         assert_store_clean(&d);
         let blobs = procs::disk_use(&d.root.path().join("content"));
-        assert!(blobs < 2 << 20, "{}: {blobs} bytes of content", args.join(" "));
+        assert!(
+            blobs < 2 << 20,
+            "{}: {blobs} bytes of content",
+            args.join(" ")
+        );
         assert_eq!(d.run(&["image", "ls", "-q"]).ok().trim(), "");
     }
 

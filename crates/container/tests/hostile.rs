@@ -129,8 +129,7 @@ fn serve(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, seen: &Mutex<V
                     "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     msg.len()
                 );
-                out.write_all(h.as_bytes())
-                    .and_then(|_| out.write_all(msg))
+                out.write_all(h.as_bytes()).and_then(|_| out.write_all(msg))
             }
             Some(Reply::Body(b)) => out
                 .write_all(head(Some(b.len())).as_bytes())
@@ -243,7 +242,11 @@ fn a_lying_registry_gets_clear_errors_and_nothing_is_stored() {
     );
     let bad_config = br#"{"architecture": 7, "os": ["linux"], "rootfs": "#.to_vec();
     let bad_config_manifest = oci::manifest(&bad_config, std::slice::from_ref(&layer));
-    reg.image("badconfig/img", &bad_config_manifest, &[bad_config, layer.clone()]);
+    reg.image(
+        "badconfig/img",
+        &bad_config_manifest,
+        &[bad_config, layer.clone()],
+    );
     // A manifest naming 5000 layers.
     let many: Vec<Vec<u8>> = (0..5000u32).map(|i| i.to_le_bytes().to_vec()).collect();
     let many_manifest = oci::manifest(&config, &many);
@@ -349,7 +352,11 @@ fn hostile_archives_and_layers_are_refused_or_contained() {
     // Entries that climb out of the image are refused, and nothing is kept.
     let climb = format!("../../../../../../tmp/{}", sentinel("escape"));
     let refused = [
-        ("traversal", layer(&[oci::Member::file(&climb, b"x")]), "escapes the root"),
+        (
+            "traversal",
+            layer(&[oci::Member::file(&climb, b"x")]),
+            "escapes the root",
+        ),
         (
             "hardlink-out",
             layer(&[oci::Member::hardlink("hl", "../../../../etc/passwd")]),
@@ -419,7 +426,12 @@ fn hostile_archives_and_layers_are_refused_or_contained() {
     assert!(bomb.len() < 16 << 20, "{} bytes", bomb.len());
     let started = std::time::Instant::now();
     let path = work.path().join("bomb.tar");
-    oci::archive_with(&path, "localhost/bomb:1", &[bomb.clone()], vec![oci::digest(&bomb)]);
+    oci::archive_with(
+        &path,
+        "localhost/bomb:1",
+        std::slice::from_ref(&bomb),
+        vec![oci::digest(&bomb)],
+    );
     let r = d.run(&["image", "load", "-i", path.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let grew = procs::disk_use(d.root.path()) - before;
@@ -475,7 +487,11 @@ fn hostile_archives_and_layers_are_refused_or_contained() {
     assert_eq!(lines[3].trim(), "1:1 fe:0", "device numbers: {}", r.stdout);
     assert_eq!(lines[4], "mem-denied", "{}", r.stdout);
     assert_eq!(lines[5], "host-hidden", "{}", r.stdout);
-    assert_eq!(lines[6], "0", "no host share, no daemon socket: {}", r.stdout);
+    assert_eq!(
+        lines[6], "0",
+        "no host share, no daemon socket: {}",
+        r.stdout
+    );
     let top: Vec<&str> = lines[7..].to_vec();
     for name in ["bin", "etc", "evil", "hl", "abs-link", "tmp"] {
         assert!(top.contains(&name), "ls / shows the image: {top:?}");
@@ -545,7 +561,9 @@ fn the_socket_is_private_and_passwords_never_leak() {
         if path.is_file() && !path.is_symlink() {
             let data = std::fs::read(&path).unwrap_or_default();
             assert!(
-                !data.windows(password.len()).any(|w| w == password.as_bytes()),
+                !data
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
                 "the password is in {f}"
             );
         }

@@ -122,7 +122,10 @@ impl<R: Read> HeaderGuard<R> {
         }
         let kind = h[156];
         let declared = numeric(&h[124..136]).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "a tar header has a corrupt size")
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a tar header has a corrupt size",
+            )
         })?;
         // As `tar` reads them: L, K and x are buffered whole; x's `size`
         // applies to the next member that is not one of these.
@@ -175,7 +178,9 @@ impl<R: Read> Read for HeaderGuard<R> {
             return Ok(0);
         }
         if self.data_left > 0 {
-            let want = buf.len().min(usize::try_from(self.data_left).unwrap_or(usize::MAX));
+            let want = buf
+                .len()
+                .min(usize::try_from(self.data_left).unwrap_or(usize::MAX));
             let n = self.inner.read(&mut buf[..want])?;
             self.data_left -= n as u64;
             self.on_data(&buf[..n]);
@@ -314,7 +319,10 @@ mod tests {
     fn numeric_fields() {
         assert_eq!(numeric(b"00000001750\0"), Some(1000));
         assert_eq!(numeric(b"          1\0"), Some(1));
-        assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0]), Some(1 << 33));
+        assert_eq!(
+            numeric(&[0x80, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0]),
+            Some(1 << 33)
+        );
         assert_eq!(numeric(b"\0\0\0"), Some(0));
     }
 }

@@ -351,6 +351,13 @@ impl Containers for ContainersService {
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ContainerList>, Status> {
         let all = req.into_inner().all;
+        // Addresses of containers removed by their own helper (`--rm`) are
+        // released here too, not only at the next create.
+        {
+            let nets = &self.shared.nets;
+            let _net_lock = nets.create_lock.lock().await;
+            nets.gc();
+        }
         let mut out = Vec::new();
         for s in reconcile(self.root())? {
             if all

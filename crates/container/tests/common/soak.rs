@@ -44,7 +44,7 @@ pub struct Footprint {
     pub log_bytes: u64,
     /// Processes naming the state root (the apiserver, helpers, QEMUs).
     pub processes: usize,
-    /// VM runtime directories (sockets of live VMs).
+    /// VM runtime directories of the soak's containers (named `soak-*`).
     pub vm_dirs: usize,
     /// Addresses held in the networks' IPAM.
     pub leases: usize,
@@ -107,7 +107,11 @@ impl Plan {
             while !h.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            if h.is_finished() { h.join().unwrap_or_default() } else { String::new() }
+            if h.is_finished() {
+                h.join().unwrap_or_default()
+            } else {
+                String::new()
+            }
         };
         let (out, err) = (text(out_reader), text(err_reader));
         match status {
@@ -152,9 +156,19 @@ impl Plan {
             state_bytes: procs::disk_use(&self.root) - procs::disk_use(&logs),
             log_bytes: procs::disk_use(&logs),
             processes: procs::mentioning(&root).len(),
-            vm_dirs: std::fs::read_dir(vm_runtime).map(|r| r.count()).unwrap_or(0),
+            vm_dirs: std::fs::read_dir(vm_runtime)
+                .map(|r| {
+                    r.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with("soak-"))
+                        .count()
+                })
+                .unwrap_or(0),
             leases: leases(&self.root.join("networks")),
+            // With --network the soak has a network namespace of its own;
+            // without, containers get no TAP (and others' are not ours).
             taps: std::fs::read_dir("/sys/class/net")
+                .ok()
+                .filter(|_| self.network)
                 .map(|r| {
                     r.flatten()
                         .filter(|e| e.file_name().to_string_lossy().starts_with("ctap"))
@@ -167,15 +181,16 @@ impl Plan {
 
     /// One client's cycle (one VM): odd cycles run a detached container,
     /// exec into it, stop and remove it; even ones a foreground `run --rm`.
-    fn cycle(&self, client: usize, n: u64) -> Result<(), String> {
-        if n % 2 == 0 {
-            let out = self.ok(&["run", "--rm", &self.image, "echo", "ok"])?;
+    fn cycle(&self, client: &str, n: u64) -> Result<(), String> {
+        // Named, so their VM runtime directories can be told from others'.
+        let name = format!("soak-{client}-{n}");
+        if n.is_multiple_of(2) {
+            let out = self.ok(&["run", "--rm", "--name", &name, &self.image, "echo", "ok"])?;
             if out.trim() != "ok" {
                 return Err(format!("run --rm printed {out:?}"));
             }
             return Ok(());
         }
-        let name = format!("soak-{client}-{n}");
         self.ok(&["run", "-d", "--name", &name, &self.image, "sleep", "600"])?;
         let out = self.ok(&["exec", &name, "echo", "alive"])?;
         if out.trim() != "alive" {
@@ -195,7 +210,7 @@ impl Plan {
         // Warm up (both kinds of cycle): the image's snapshot, the daemon's
         // pools and caches.
         for n in [1, 2] {
-            if let Err(e) = self.cycle(usize::MAX, n) {
+            if let Err(e) = self.cycle("w", n) {
                 panic!("the warm-up cycle failed: {e}");
             }
         }
@@ -217,14 +232,14 @@ impl Plan {
                             break;
                         }
                         n += 1;
-                        if let Err(e) = self.cycle(client, n) {
+                        if let Err(e) = self.cycle(&client.to_string(), n) {
                             progress(&format!("client {client}: {e}"));
                             failures.lock().unwrap().push(e);
                             // Leave nothing behind that the next cycle trips on.
                             let _ = self.ok(&["rm", "-f", &format!("soak-{client}-{n}")]);
                         }
                         let total = cycles.fetch_add(1, Ordering::SeqCst) + 1;
-                        if total % 20 == 0 {
+                        if total.is_multiple_of(20) {
                             progress(&format!(
                                 "{total} cycles in {:.0} s",
                                 started.elapsed().as_secs_f64()
@@ -296,13 +311,28 @@ impl Report {
                 out.push(format!("{what} grew from {before} to {after}"));
             }
         };
-        check("apiserver descriptors", b.apiserver_fds as u64, a.apiserver_fds as u64, 2);
+        check(
+            "apiserver descriptors",
+            b.apiserver_fds as u64,
+            a.apiserver_fds as u64,
+            2,
+        );
         // The allocator keeps some pages; a leak grows with every cycle.
-        check("apiserver RSS (KiB)", b.apiserver_rss_kib, a.apiserver_rss_kib, 16 << 10);
+        check(
+            "apiserver RSS (KiB)",
+            b.apiserver_rss_kib,
+            a.apiserver_rss_kib,
+            16 << 10,
+        );
         // SQLite's WAL and the image's snapshot may settle a little.
         check("state root bytes", b.state_bytes, a.state_bytes, 8 << 20);
         check("processes", b.processes as u64, a.processes as u64, 0);
-        check("VM runtime directories", b.vm_dirs as u64, a.vm_dirs as u64, 0);
+        check(
+            "VM runtime directories",
+            b.vm_dirs as u64,
+            a.vm_dirs as u64,
+            0,
+        );
         check("IP leases", b.leases as u64, a.leases as u64, 0);
         check("TAP devices", b.taps as u64, a.taps as u64, 0);
         check("containers", b.containers as u64, a.containers as u64, 0);
@@ -313,9 +343,21 @@ impl Report {
     pub fn table(&self) -> String {
         let (b, a) = (&self.before, &self.after);
         let rows = [
-            ("apiserver fds", b.apiserver_fds as u64, a.apiserver_fds as u64),
-            ("apiserver RSS KiB", b.apiserver_rss_kib, a.apiserver_rss_kib),
-            ("state root KiB (no logs)", b.state_bytes >> 10, a.state_bytes >> 10),
+            (
+                "apiserver fds",
+                b.apiserver_fds as u64,
+                a.apiserver_fds as u64,
+            ),
+            (
+                "apiserver RSS KiB",
+                b.apiserver_rss_kib,
+                a.apiserver_rss_kib,
+            ),
+            (
+                "state root KiB (no logs)",
+                b.state_bytes >> 10,
+                a.state_bytes >> 10,
+            ),
             ("logs KiB", b.log_bytes >> 10, a.log_bytes >> 10),
             ("processes", b.processes as u64, a.processes as u64),
             ("VM runtime dirs", b.vm_dirs as u64, a.vm_dirs as u64),

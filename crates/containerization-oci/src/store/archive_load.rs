@@ -173,8 +173,12 @@ impl ImageStore {
         let entries: Vec<DockerEntry> = read_json(dir, &dir.join("manifest.json"), input)?;
         let mut images = Vec::new();
         for entry in entries {
-            let (config_digest, config_size) =
-                self.import_file(dir, &dir.join(safe_rel(&entry.config, input)?), input, written)?;
+            let (config_digest, config_size) = self.import_file(
+                dir,
+                &dir.join(safe_rel(&entry.config, input)?),
+                input,
+                written,
+            )?;
             let mut layers = Vec::new();
             for layer in &entry.layers {
                 let path = dir.join(safe_rel(layer, input)?);
