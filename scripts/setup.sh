@@ -14,7 +14,7 @@ pkgs=(qemu-system-x86 qemu-utils/bookworm linux-source-6.1 busybox-static
       docker-registry skopeo umoci e2fsprogs libseccomp-dev libcap-ng-dev
       flex bison bc libelf-dev libssl-dev lz4 cpio xz-utils nftables iproute2
       pkg-config apache2-utils curl file build-essential
-      containerd runc)
+      containerd runc qemu-user-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -47,6 +47,11 @@ if ! command -v virtiofsd >/dev/null; then
   log "cargo install virtiofsd"
   cargo install -q --locked virtiofsd
 fi
+
+# busybox-static:arm64, the binary of the arm64 test image (dpkg learns the
+# arm64 architecture for it; apt downloads the package, nothing is installed).
+log "arm64 busybox (test image)"
+./scripts/fetch-busybox-arm64.sh >/dev/null
 
 log "guest kernel"
 ./scripts/build-kernel.sh >/dev/null

@@ -224,6 +224,22 @@ pub(crate) fn lock_vm(dir: &std::path::Path, id: &str) -> Result<nix::fcntl::Flo
     })
 }
 
+/// The emulator of a container of another architecture (its disk image
+/// cached in `<root>/emulators`); `None` for the host's.
+async fn emulator(
+    root: &StateRoot,
+    config: &ContainerConfiguration,
+) -> Result<Option<containerization::Emulator>> {
+    let platform = match config.platform.as_str() {
+        "" => return Ok(None),
+        p => containerization_oci::Platform::parse(p)?,
+    };
+    let cache = root.path().join("emulators");
+    tokio::task::spawn_blocking(move || containerization::Emulator::prepare(&platform, &cache))
+        .await
+        .map_err(|e| ContainerizationError::internal("emulator image task failed").with_cause(e))?
+}
+
 /// The whole life of the helper for container `id`.
 pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
     let dir = root.container_dir(&id);
@@ -279,6 +295,14 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         let _ = db.set_created(&id);
         return Err(e);
     }
+    let emulator = match emulator(&root, &config).await {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = db.set_created(&id);
+            crate::network::delete_taps(&config).await;
+            return Err(e);
+        }
+    };
     let net_config = config.clone();
     let rootfs = Mount::block("ext4", dir.join("rootfs.qcow2"), "/", Vec::new());
     let mounts = crate::mounts::library_mounts(&root, &config.mounts)?;
@@ -313,6 +337,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         c.mounts = mounts;
         c.read_only_rootfs = read_only;
         c.shm_size_in_bytes = shm_size;
+        c.emulator = emulator;
         crate::network::configure(c, &net_config);
         Ok(())
     });

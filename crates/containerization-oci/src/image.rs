@@ -79,6 +79,44 @@ impl Image {
         parse_json(content, manifest.config().digest().as_ref(), "image config")
     }
 
+    /// The platform a container of this image runs as. A multi-platform
+    /// image: `requested`, else the host's. A single-platform image: its
+    /// own (from its config), which `requested` must match (`NotFound`
+    /// naming both otherwise): a single manifest has no other variant.
+    pub fn run_platform(
+        &self,
+        content: &ContentStore,
+        requested: Option<&Platform>,
+    ) -> Result<Platform> {
+        if !is_manifest(&self.media_type()) {
+            return Ok(requested.cloned().unwrap_or_else(Platform::host));
+        }
+        let config: ImageConfiguration =
+            parse_json(content, &self.digest(), "image manifest").and_then(
+                |m: ImageManifest| {
+                    parse_json(content, m.config().digest().as_ref(), "image config")
+                },
+            )?;
+        let arch = config.architecture().to_string();
+        if arch.is_empty() {
+            return Ok(requested.cloned().unwrap_or_else(Platform::host));
+        }
+        let mut own = Platform::from_arch(&arch);
+        own.os = config.os().to_string();
+        if let Some(v) = config.variant() {
+            own = Platform::parse(&format!("{}/{}/{v}", own.os, own.architecture))
+                .unwrap_or(own);
+        }
+        match requested {
+            None => Ok(own),
+            Some(r) if r.matches(&own) => Ok(r.clone()),
+            Some(r) => Err(ContainerizationError::not_found(format!(
+                "image '{}' has no variant for platform {r} (it is {own} only)",
+                self.reference
+            ))),
+        }
+    }
+
     /// Platforms whose manifests are present locally.
     pub fn platforms(&self, content: &ContentStore) -> Result<Vec<Platform>> {
         let mut out = Vec::new();

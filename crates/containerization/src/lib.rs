@@ -4,6 +4,7 @@
 mod atomic;
 pub mod container;
 pub mod dns;
+pub mod emulator;
 pub mod exit_status;
 pub mod hosts;
 pub mod interface;
@@ -24,6 +25,7 @@ pub use container::{
 };
 pub use containerization_error::{Code, ContainerizationError, Result};
 pub use dns::DNS;
+pub use emulator::Emulator;
 pub use exit_status::ExitStatus;
 pub use hosts::{Entry as HostsEntry, Hosts};
 pub use interface::{Interface, NATInterface, Network};

@@ -13,6 +13,7 @@ use containerization_oci::{Image, ImageStore, Platform, PullOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::container::{Configuration, LinuxContainer, SavedConfiguration, User};
+use crate::emulator::Emulator;
 use crate::interface::Network;
 use crate::kernel::Kernel;
 use crate::mount::Mount;
@@ -36,6 +37,11 @@ pub struct ContainerManager {
     snapshots: SnapshotStore,
     /// Options used when an image has to be pulled.
     pub pull_options: PullOptions,
+    /// Platform containers are created for. `None`: the host's from a
+    /// multi-platform image, a single-platform image's own. Another
+    /// architecture than the host's runs through an [`Emulator`]
+    /// (qemu-user-static, whose disk image is cached in `<root>/emulators`).
+    pub platform: Option<Platform>,
 }
 
 /// The state root: `$CONTAINER_ROOT`, else `/var/lib/container` for root,
@@ -111,6 +117,7 @@ impl ContainerManager {
             root,
             snapshots,
             pull_options: PullOptions::default(),
+            platform: None,
         })
     }
 
@@ -137,18 +144,43 @@ impl ContainerManager {
         rootfs_size: Option<u64>,
         configure: impl FnOnce(&mut Configuration) -> Result<()>,
     ) -> Result<LinuxContainer> {
+        if let Some(p) = &self.platform {
+            // An unknown architecture or a missing emulator fails before
+            // anything is pulled.
+            Emulator::interpreter_for(p)?;
+        }
         let image = {
             let store = self.image_store.lock().await;
+            let mut pull = self.pull_options.clone();
+            if pull.platform.is_none() {
+                pull.platform = self.platform.clone();
+            }
             match store.get(reference) {
-                Ok(i) => i,
-                Err(e) if e.is_code(Code::NotFound) => {
-                    store.pull(reference, &self.pull_options).await?
+                Ok(i) => {
+                    // Present, but perhaps without this platform's manifest.
+                    let platform = i.run_platform(store.content(), self.platform.as_ref())?;
+                    let listed_not_here = i.resolve_manifest(store.content(), &platform).is_err()
+                        && i.index(store.content())?
+                            .is_some_and(|index| platform.select(&index).is_ok());
+                    if listed_not_here {
+                        pull.platform = Some(platform);
+                        store.pull(reference, &pull).await?
+                    } else {
+                        i
+                    }
                 }
+                Err(e) if e.is_code(Code::NotFound) => store.pull(reference, &pull).await?,
                 Err(e) => return Err(e),
             }
         };
         self.create_from_image(id, &image, rootfs_size, configure)
             .await
+    }
+
+    /// The platform a container of `image` runs as (see [`Self::platform`]).
+    async fn platform_of(&self, image: &Image) -> Result<Platform> {
+        let store = self.image_store.lock().await;
+        image.run_platform(store.content(), self.platform.as_ref())
     }
 
     /// Creates container `id` from `image`.
@@ -267,10 +299,11 @@ impl ContainerManager {
 
     /// The image's ext4 snapshot, unpacked on first use.
     async fn snapshot(&self, image: &Image) -> Result<PathBuf> {
+        let platform = self.platform_of(image).await?;
         let (key, layers) = {
             let store = self.image_store.lock().await;
             let content = store.content();
-            let (desc, manifest) = image.resolve_manifest(content, &Platform::host())?;
+            let (desc, manifest) = image.resolve_manifest(content, &platform)?;
             let layers: Vec<PathBuf> = manifest
                 .layers()
                 .iter()
@@ -294,10 +327,18 @@ impl ContainerManager {
         dir: &Path,
         configure: impl FnOnce(&mut Configuration) -> Result<()>,
     ) -> Result<LinuxContainer> {
+        let platform = self.platform_of(image).await?;
         let image_config = {
             let store = self.image_store.lock().await;
-            image.config(store.content(), &Platform::host())?
+            image.config(store.content(), &platform)?
         };
+        let emulator_cache = self.root.join("emulators");
+        let emulator =
+            tokio::task::spawn_blocking(move || Emulator::prepare(&platform, &emulator_cache))
+                .await
+                .map_err(|e| {
+                    ContainerizationError::internal("emulator image task failed").with_cause(e)
+                })??;
         let interface = match &self.network {
             Some(net) => Some(net.create(id).await?),
             None => None,
@@ -319,6 +360,7 @@ impl ContainerManager {
                 }
             }
             c.bootlog = Some(bootlog);
+            c.emulator = emulator;
             if let Some(i) = interface {
                 c.interfaces.push(Arc::from(i));
             }

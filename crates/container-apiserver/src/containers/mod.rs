@@ -15,7 +15,7 @@ use container_api::apiserver::{
 use container_api::config::CreateOptions;
 use container_api::{ContainerDb, ContainerSnapshot, ContainerStatus, RuntimeClient, StateRoot};
 use containerization_error::{Code, ContainerizationError, Result, ResultExt};
-use containerization_oci::{Platform, PullOptions};
+use containerization_oci::{Image, Platform, PullOptions};
 use tonic::{Request, Response, Status};
 
 use crate::server::Shared;
@@ -228,28 +228,63 @@ impl ContainersService {
         RuntimeClient::connect(&helper::socket(self.root(), id)).await
     }
 
-    async fn create(&self, opts: CreateOptions) -> Result<ContainerSnapshot> {
-        let platform = match opts.platform.as_str() {
-            "" => Platform::host(),
-            p => Platform::parse(p)?,
-        };
+    /// The image of a new container and the platform it runs as, pulling
+    /// the image, or its manifest for that platform, when not present.
+    async fn image_for(
+        &self,
+        opts: &CreateOptions,
+        requested: Option<&Platform>,
+    ) -> Result<(Image, Platform)> {
         let store = &self.shared.images;
+        let pull = |platform: Platform| PullOptions {
+            platform: Some(platform),
+            scheme: opts.scheme.parse().unwrap_or_default(),
+            ..Default::default()
+        };
         let image = match store.get(&opts.image) {
             Ok(i) => i,
             Err(e) if e.is_code(Code::NotFound) => {
                 tracing::info!(image = %opts.image, "image not present; pulling");
-                let pull = PullOptions {
-                    platform: Some(platform.clone()),
-                    scheme: opts.scheme.parse().unwrap_or_default(),
-                    ..Default::default()
-                };
-                store.pull(&opts.image, &pull).await?
+                let platform = requested.cloned().unwrap_or_else(Platform::host);
+                store.pull(&opts.image, &pull(platform)).await?
             }
             Err(e) => return Err(e),
         };
+        let platform = image.run_platform(store.content(), requested)?;
+        match image.resolve_manifest(store.content(), &platform) {
+            Ok(_) => return Ok((image, platform)),
+            // An index listing the platform, whose manifest is not here.
+            Err(e) if e.is_code(Code::NotFound) => match image.index(store.content())? {
+                Some(index) if platform.select(&index).is_ok() => {}
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+        tracing::info!(image = %opts.image, %platform, "platform not present; pulling");
+        let image = store.pull(&opts.image, &pull(platform.clone())).await?;
+        Ok((image, platform))
+    }
+
+    async fn create(&self, opts: CreateOptions) -> Result<ContainerSnapshot> {
+        let requested = match opts.platform.as_str() {
+            "" => None,
+            p => {
+                let p = Platform::parse(p)?;
+                // An unknown architecture or a missing emulator fails
+                // before anything is pulled.
+                containerization::Emulator::interpreter_for(&p)?;
+                Some(p)
+            }
+        };
+        let (image, platform) = self.image_for(&opts, requested.as_ref()).await?;
+        // A single-platform image of another architecture runs emulated
+        // even without --arch: check the emulator is there.
+        containerization::Emulator::interpreter_for(&platform)?;
+        let store = &self.shared.images;
         let content = store.content();
         let image_config = image.config(content, &platform)?;
         let mut config = create::merge(&opts, &image_config, &image.reference, &image.digest())?;
+        config.platform = platform.to_string();
         let id = config.id.clone();
         let db = db(self.root())?;
         if db.find(&id)?.is_some() {

@@ -262,6 +262,10 @@ pub struct Configuration {
     /// [`copy_in`]: super::LinuxContainer::copy_in
     /// [`copy_out`]: super::LinuxContainer::copy_out
     pub files_only: bool,
+    /// Runs the container's binaries of another architecture through
+    /// qemu-user registered in the guest (the seed's `rosetta`); `None`:
+    /// the host's architecture only.
+    pub emulator: Option<crate::emulator::Emulator>,
 }
 
 impl Configuration {
@@ -299,6 +303,7 @@ impl Configuration {
             shm_size_in_bytes: self.shm_size_in_bytes,
             init: self.init,
             files_only: self.files_only,
+            emulator: self.emulator.clone(),
         }
     }
 }
@@ -323,6 +328,7 @@ impl Default for Configuration {
             stop_timeout: std::time::Duration::from_secs(5),
             init: false,
             files_only: false,
+            emulator: None,
             seccomp: crate::seccomp::Seccomp::Default,
             read_only_rootfs: false,
             shm_size_in_bytes: None,

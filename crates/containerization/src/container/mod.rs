@@ -81,6 +81,13 @@ pub struct LinuxContainer {
 /// a single shared file, its name inside the shared parent directory.
 type GuestMount = (Mount, Option<String>, Option<String>);
 
+/// What the guest must do besides booting: the extra mounts, and the guest
+/// device of the emulator disk with the emulator, if any.
+struct GuestPlan {
+    mounts: Vec<GuestMount>,
+    emulator: Option<(String, crate::emulator::Emulator)>,
+}
+
 fn guest_disk(index: usize) -> String {
     format!("/dev/vd{}", (b'a' + index as u8) as char)
 }
@@ -207,10 +214,10 @@ impl LinuxContainer {
         // An init that exited by itself leaves its VM running, holding the
         // root filesystem: power it off before booting the next one.
         Self::power_off(inner).await?;
-        let (vm_config, guest_mounts) = self.vm_config()?;
+        let (vm_config, plan) = self.vm_config()?;
         let mut vm = self.vmm.create(vm_config).await?;
         vm.start().await?;
-        let result = self.setup_guest(vm.as_ref(), &guest_mounts).await;
+        let result = self.setup_guest(vm.as_ref(), &plan).await;
         match result {
             Ok((agent, init)) => {
                 inner.vm = Some(vm);
@@ -244,8 +251,8 @@ impl LinuxContainer {
         Ok(())
     }
 
-    /// The VM's devices, and for each extra mount what the guest must do.
-    fn vm_config(&self) -> Result<(VmConfig, Vec<GuestMount>)> {
+    /// The VM's devices, and what the guest must do with them.
+    fn vm_config(&self) -> Result<(VmConfig, GuestPlan)> {
         let config = self
             .config
             .lock()
@@ -317,19 +324,46 @@ impl LinuxContainer {
                 vm.tap_macs.push(i.mac_address().map(str::to_string));
             }
         }
-        Ok((vm, guest))
+        let emulator = match &config.emulator {
+            Some(e) => {
+                vm.block_devices.push(BlockDevice {
+                    path: e.image().to_path_buf(),
+                    format: DiskFormat::Raw,
+                    read_only: true,
+                });
+                Some((guest_disk(vm.block_devices.len() - 1), e.clone()))
+            }
+            None => None,
+        };
+        Ok((
+            vm,
+            GuestPlan {
+                mounts: guest,
+                emulator,
+            },
+        ))
     }
 
     async fn setup_guest(
         &self,
         vm: &dyn VirtualMachineInstance,
-        guest_mounts: &[GuestMount],
+        plan: &GuestPlan,
     ) -> Result<(Vminitd, LinuxProcess)> {
         let dialer = vm.dialer()?;
         let agent = connect_agent(dialer).await?;
         agent.standard_setup().await?;
         // The guest has no RTC worth trusting under TCG.
         let _ = agent.set_time(std::time::SystemTime::now()).await;
+        if let Some((dev, emulator)) = &plan.emulator {
+            // Mounted in the guest's own namespace, outside the rootfs: the
+            // `F` registration keeps the interpreter open for the container.
+            let dir = crate::emulator::GUEST_DIR;
+            agent.mkdir(dir, true, 0o755).await?;
+            agent.mount("ext4", dev, dir, &["ro".to_string()]).await?;
+            agent
+                .setup_emulator(&emulator.registration(dir))
+                .await?;
+        }
         let base = format!("/run/container/{}", self.id);
         let root = format!("{base}/rootfs");
         agent.mkdir(&root, true, 0o755).await?;
@@ -343,7 +377,7 @@ impl LinuxContainer {
         let mut spec_mounts = Vec::new();
         // Guest mount point of each device or tag already mounted.
         let mut mounted: Vec<(String, String)> = Vec::new();
-        for (i, (m, dev, file)) in guest_mounts.iter().enumerate() {
+        for (i, (m, dev, file)) in plan.mounts.iter().enumerate() {
             match (&m.runtime_options, dev) {
                 (RuntimeOptions::Any, _) | (_, None) => spec_mounts.push(SpecMount {
                     kind: m.r#type.clone(),
