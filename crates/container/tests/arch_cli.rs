@@ -95,7 +95,10 @@ fn the_arm64_variant_really_is_arm64() {
     multi_archive(dir.path());
     let layout = dir.path().join("layout");
     let top = json(&layout.join("index.json"));
-    let index = json(&blob(&layout, top["manifests"][0]["digest"].as_str().unwrap()));
+    let index = json(&blob(
+        &layout,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
     let manifests = index["manifests"].as_array().unwrap();
     let platforms: Vec<String> = manifests
         .iter()
@@ -105,7 +108,9 @@ fn the_arm64_variant_really_is_arm64() {
     for (m, expected) in manifests.iter().zip(["x86-64", "ARM aarch64"]) {
         let manifest = json(&blob(&layout, m["digest"].as_str().unwrap()));
         let layer = blob(&layout, manifest["layers"][0]["digest"].as_str().unwrap());
-        let out = dir.path().join(m["platform"]["architecture"].as_str().unwrap());
+        let out = dir
+            .path()
+            .join(m["platform"]["architecture"].as_str().unwrap());
         std::fs::create_dir_all(&out).unwrap();
         let ok = Command::new("tar")
             .arg("-xzf")
@@ -140,7 +145,14 @@ fn run_picks_the_variant_and_arm64_runs_emulated() {
     load_multi(&d);
     load_amd64_only(&d);
     // No variant for the platform: a single-platform image, and an index.
-    let r = d.run(&["run", "--rm", "--platform", "linux/arm64", "amd64-only", "true"]);
+    let r = d.run(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        "amd64-only",
+        "true",
+    ]);
     assert_eq!(r.code, 3, "not found: {}", r.stderr);
     assert!(
         r.stderr.contains("linux/arm64") && r.stderr.contains("linux/amd64"),
@@ -154,7 +166,11 @@ fn run_picks_the_variant_and_arm64_runs_emulated() {
         "names the platform and what there is: {}",
         r.stderr
     );
-    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "", "nothing created");
+    assert_eq!(
+        d.run(&["ls", "-a", "-q"]).ok().trim(),
+        "",
+        "nothing created"
+    );
 
     let r = d.run(&[
         "run",
@@ -213,7 +229,10 @@ fn create_with_platform_keeps_the_emulator_out_of_the_container() {
     .ok();
     let inspect = d.run(&["inspect", "a64"]).ok();
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-    assert_eq!(v[0]["configuration"]["platform"], "linux/arm64/v8", "{inspect}");
+    assert_eq!(
+        v[0]["configuration"]["platform"], "linux/arm64/v8",
+        "{inspect}"
+    );
     let r = d.run(&["start", "-a", "a64"]);
     assert_eq!(r.code, 0, "stdout: {} stderr: {}", r.stdout, r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
@@ -256,7 +275,15 @@ fn clear_errors_and_nothing_created() {
     );
     let r = d.run(&["create", "--arch", "foo", "busybox-multi", "true"]);
     assert_eq!(r.code, 2, "invalid argument: {}", r.stderr);
-    assert!(r.stderr.contains("unknown architecture 'foo'"), "{}", r.stderr);
-    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "", "nothing created");
+    assert!(
+        r.stderr.contains("unknown architecture 'foo'"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        d.run(&["ls", "-a", "-q"]).ok().trim(),
+        "",
+        "nothing created"
+    );
     assert!(!d.root.path().join("emulators").exists());
 }

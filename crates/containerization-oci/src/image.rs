@@ -91,12 +91,10 @@ impl Image {
         if !is_manifest(&self.media_type()) {
             return Ok(requested.cloned().unwrap_or_else(Platform::host));
         }
-        let config: ImageConfiguration =
-            parse_json(content, &self.digest(), "image manifest").and_then(
-                |m: ImageManifest| {
-                    parse_json(content, m.config().digest().as_ref(), "image config")
-                },
-            )?;
+        let config: ImageConfiguration = parse_json(content, &self.digest(), "image manifest")
+            .and_then(|m: ImageManifest| {
+                parse_json(content, m.config().digest().as_ref(), "image config")
+            })?;
         let arch = config.architecture().to_string();
         if arch.is_empty() {
             return Ok(requested.cloned().unwrap_or_else(Platform::host));
@@ -104,8 +102,7 @@ impl Image {
         let mut own = Platform::from_arch(&arch);
         own.os = config.os().to_string();
         if let Some(v) = config.variant() {
-            own = Platform::parse(&format!("{}/{}/{v}", own.os, own.architecture))
-                .unwrap_or(own);
+            own = Platform::parse(&format!("{}/{}/{v}", own.os, own.architecture)).unwrap_or(own);
         }
         match requested {
             None => Ok(own),

@@ -238,7 +238,10 @@ fn disk_image(target: &Target, interpreter: &Path, cache: &Path) -> Result<PathB
     let tmp = tempfile::Builder::new()
         .prefix(".emulator-")
         .tempfile_in(cache)
-        .context(Code::InternalError, format!("creating a file in {}", cache.display()))?;
+        .context(
+            Code::InternalError,
+            format!("creating a file in {}", cache.display()),
+        )?;
     // Room for the file plus the filesystem's own metadata.
     let size = (data.len() as u64).next_multiple_of(1 << 20) + (4 << 20);
     let options = FormatOptions {
@@ -281,7 +284,10 @@ mod tests {
                 .is_code(Code::InvalidArgument)
         );
         let e = t("linux/mips64").unwrap_err();
-        assert!(e.is_code(Code::Unsupported) && e.message.contains("arm64"), "{e}");
+        assert!(
+            e.is_code(Code::Unsupported) && e.message.contains("arm64"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -349,7 +355,12 @@ mod tests {
         }
         let e = Emulator::with_interpreter(&arm64, &interp, &cache).unwrap();
         assert_eq!(e.architecture(), "arm64");
-        let name = e.image().file_name().unwrap().to_string_lossy().into_owned();
+        let name = e
+            .image()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let hash = containerization_oci::sha256_digest(&data);
         assert_eq!(
             name,
@@ -370,7 +381,10 @@ mod tests {
         );
         let fs = containerization_ext4::Ext4::open(e.image()).unwrap();
         assert_eq!(fs.read_file("/qemu-aarch64-static").unwrap(), data);
-        assert_eq!(fs.stat("/qemu-aarch64-static").unwrap().mode & 0o7777, 0o755);
+        assert_eq!(
+            fs.stat("/qemu-aarch64-static").unwrap().mode & 0o7777,
+            0o755
+        );
         // Cached: a second call reuses the image; a new interpreter gets a
         // new one; no temp files are left behind.
         let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();

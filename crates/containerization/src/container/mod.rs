@@ -360,9 +360,7 @@ impl LinuxContainer {
             let dir = crate::emulator::GUEST_DIR;
             agent.mkdir(dir, true, 0o755).await?;
             agent.mount("ext4", dev, dir, &["ro".to_string()]).await?;
-            agent
-                .setup_emulator(&emulator.registration(dir))
-                .await?;
+            agent.setup_emulator(&emulator.registration(dir)).await?;
         }
         let base = format!("/run/container/{}", self.id);
         let root = format!("{base}/rootfs");
