@@ -8,6 +8,9 @@ cd "$top"
 export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)" >&2; }
 
+# No incremental caches: CI builds once from a clean tree and they only take disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 step "prerequisites"
 ./scripts/build-kernel.sh >/dev/null
 ./scripts/build-initfs.sh >/dev/null
