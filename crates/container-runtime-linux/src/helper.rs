@@ -34,6 +34,9 @@ pub(crate) struct Helper {
     pub exit: watch::Sender<Option<i32>>,
     pub started: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
+    /// Told when a `Wait` for the init process has its exit code, so the
+    /// helper can end without leaving a late waiter a socket that is gone.
+    pub exit_delivered: Notify,
     /// Set in a files-only helper (a stopped container's files for `cp`
     /// and `export`): no program runs.
     pub files: Option<crate::files_helper::FilesState>,
@@ -69,6 +72,7 @@ impl Helper {
             exit: watch::channel(None).0,
             started: std::sync::atomic::AtomicBool::new(false),
             shutdown: Notify::new(),
+            exit_delivered: Notify::new(),
             files: Some(crate::files_helper::FilesState::default()),
         }
     }
@@ -158,8 +162,11 @@ impl Helper {
         if let Err(e) = self.container.stop().await {
             tracing::warn!("stopping the VM failed: {e}");
         }
-        // Give Wait callers time to read the exit code before the socket goes.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // An attached client (`run` without -d) asks for the exit code at
+        // once; give one that has not yet asked up to 300 ms before the
+        // socket goes (graceful shutdown still answers calls under way).
+        let _ =
+            tokio::time::timeout(Duration::from_millis(300), self.exit_delivered.notified()).await;
         self.shutdown.notify_one();
     }
 
@@ -382,6 +389,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
         exit,
         started: std::sync::atomic::AtomicBool::new(false),
         shutdown: Notify::new(),
+        exit_delivered: Notify::new(),
         files: None,
     });
 

@@ -165,10 +165,13 @@ impl Runtime for RuntimeService {
         self.program_runs()?;
         let id = req.into_inner().id;
         let exit_code = if id.is_empty() || id == self.h.id {
-            self.h
+            let code = self
+                .h
                 .wait_exit(None)
                 .await
-                .ok_or_else(|| Status::internal("the container's exit was not observed"))?
+                .ok_or_else(|| Status::internal("the container's exit was not observed"))?;
+            self.h.exit_delivered.notify_one();
+            code
         } else {
             let p = self.exec(&id).await?;
             let code = p.wait(None).await?.exit_code;

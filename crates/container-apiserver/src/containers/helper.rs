@@ -110,7 +110,7 @@ async fn spawn_with(root: &StateRoot, id: &str, files: bool) -> Result<u32> {
                 dir.join("bootlog").display()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Reap the helper when it ends so it does not linger as a zombie.
     std::thread::spawn(move || {

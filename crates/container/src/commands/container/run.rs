@@ -62,7 +62,7 @@ async fn wait_removed(client: &ApiClient, id: &str) {
     while std::time::Instant::now() < deadline {
         match get(client, id).await {
             Err(e) if e.is_code(Code::NotFound) => return,
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     }
 }
