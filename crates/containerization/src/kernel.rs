@@ -316,7 +316,11 @@ mod tests {
             std::fs::write(boot.join(format!("vmlinuz-{r}")), b"").unwrap();
         }
         assert_eq!(cloud_kernel(&boot, &modules), None, "no modules installed");
-        for r in ["6.1.0-9-cloud-amd64", "6.1.0-57-cloud-amd64", "6.1.0-99-amd64"] {
+        for r in [
+            "6.1.0-9-cloud-amd64",
+            "6.1.0-57-cloud-amd64",
+            "6.1.0-99-amd64",
+        ] {
             std::fs::create_dir_all(modules.join(r)).unwrap();
             std::fs::write(modules.join(r).join("modules.dep"), b"").unwrap();
         }

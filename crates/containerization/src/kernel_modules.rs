@@ -139,8 +139,10 @@ pub fn initfs_with_modules(
     }
     let started = std::time::Instant::now();
     let modules = resolve(dir, names)?;
-    let mut data = std::fs::read(initfs)
-        .context(Code::NotFound, format!("reading initfs {}", initfs.display()))?;
+    let mut data = std::fs::read(initfs).context(
+        Code::NotFound,
+        format!("reading initfs {}", initfs.display()),
+    )?;
     data.resize(data.len().next_multiple_of(4), 0);
     modules_cpio(&mut data, release, &modules)?;
     std::fs::create_dir_all(cache)
@@ -224,8 +226,10 @@ pub fn resolve(dir: &Path, names: &[&str]) -> Result<Vec<Module>> {
     let dep_file = dir.join("modules.dep");
     let have_dep = dep_file.is_file();
     if have_dep {
-        let text = std::fs::read_to_string(&dep_file)
-            .context(Code::InternalError, format!("reading {}", dep_file.display()))?;
+        let text = std::fs::read_to_string(&dep_file).context(
+            Code::InternalError,
+            format!("reading {}", dep_file.display()),
+        )?;
         for line in text.lines() {
             let Some((path, rest)) = line.split_once(':') else {
                 continue;
@@ -278,9 +282,7 @@ pub fn resolve(dir: &Path, names: &[&str]) -> Result<Vec<Module>> {
     for name in names {
         let name = name.replace('-', "_");
         match by_name.get(&name) {
-            Some(path) => visit(
-                path, dir, &by_name, &deps, have_dep, &mut seen, &mut out,
-            )?,
+            Some(path) => visit(path, dir, &by_name, &deps, have_dep, &mut seen, &mut out)?,
             None if builtin.contains(&name) => {}
             None => warn!(
                 "kernel modules in {}: {name} is neither a module nor built in; skipped",
@@ -329,7 +331,10 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
             .arg("-dc")
             .arg(path)
             .output()
-            .context(Code::NotFound, format!("{what}: xz (apt-get install xz-utils)"))?;
+            .context(
+                Code::NotFound,
+                format!("{what}: xz (apt-get install xz-utils)"),
+            )?;
         if !out.status.success() {
             return Err(ContainerizationError::internal(format!(
                 "{what}: xz failed: {}",
@@ -349,7 +354,12 @@ pub fn modinfo_depends(elf: &[u8]) -> Vec<String> {
     };
     info.split(|&b| b == 0)
         .filter_map(|f| f.strip_prefix(b"depends="))
-        .flat_map(|v| String::from_utf8_lossy(v).into_owned().split(',').map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -360,9 +370,8 @@ fn elf_section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
         return None;
     }
     let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?) as usize);
-    let u64_at = |o: usize| {
-        Some(usize::try_from(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?)).ok()?)
-    };
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?)).ok();
     let shoff = u64_at(0x28)?;
     let shentsize = u16_at(0x3a)?;
     let shnum = u16_at(0x3c)?;
@@ -416,16 +425,29 @@ pub fn modules_cpio(out: &mut Vec<u8>, release: &str, modules: &[Module]) -> Res
         newc_entry(out, next(), d, 0o040755, &[])?;
     }
     for m in modules {
-        newc_entry(out, next(), &format!("{base}/{}", m.path), 0o100644, &m.contents)?;
+        newc_entry(
+            out,
+            next(),
+            &format!("{base}/{}", m.path),
+            0o100644,
+            &m.contents,
+        )?;
     }
-    newc_entry(out, next(), &format!("{base}/modules.dep"), 0o100644, dep.as_bytes())?;
+    newc_entry(
+        out,
+        next(),
+        &format!("{base}/modules.dep"),
+        0o100644,
+        dep.as_bytes(),
+    )?;
     newc_entry(out, 0, "TRAILER!!!", 0, &[])
 }
 
 /// One newc ("070701") cpio entry, name and data padded to 4 bytes.
 fn newc_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) -> Result<()> {
-    let size = u32::try_from(data.len())
-        .map_err(|_| ContainerizationError::invalid_argument(format!("{name} is too large for cpio")))?;
+    let size = u32::try_from(data.len()).map_err(|_| {
+        ContainerizationError::invalid_argument(format!("{name} is too large for cpio"))
+    })?;
     let namesize = u32::try_from(name.len() + 1)
         .map_err(|_| ContainerizationError::invalid_argument("cpio name too long"))?;
     let nlink = if mode & 0o040000 != 0 { 2 } else { 1 };
@@ -464,7 +486,10 @@ mod tests {
         head[0x20e..0x210].copy_from_slice(&0x300u16.to_le_bytes());
         let v = b"6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP";
         head[0x500..0x500 + v.len()].copy_from_slice(v);
-        assert_eq!(bzimage_release(&head).as_deref(), Some("6.1.0-57-cloud-amd64"));
+        assert_eq!(
+            bzimage_release(&head).as_deref(),
+            Some("6.1.0-57-cloud-amd64")
+        );
         assert_eq!(bzimage_release(&[0u8; 16]), None);
         let dir = tempfile::tempdir().unwrap();
         let k = dir.path().join("vmlinuz-6.1.0-9-cloud-amd64");
@@ -521,7 +546,10 @@ mod tests {
             ("kernel/drivers/virtio/virtio_ring.ko", ""),
             ("kernel/drivers/virtio/virtio.ko", "virtio_ring"),
             ("kernel/drivers/virtio/virtio_mmio.ko", "virtio,virtio_ring"),
-            ("kernel/drivers/char/hw_random/virtio-rng.ko", "virtio,virtio_ring"),
+            (
+                "kernel/drivers/char/hw_random/virtio-rng.ko",
+                "virtio,virtio_ring",
+            ),
             ("kernel/fs/unused.ko", ""),
         ] {
             std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
@@ -578,10 +606,13 @@ mod tests {
         let base = work.path().join("initfs.cpio.gz");
         std::fs::write(&base, b"base!").unwrap();
         let cache = work.path().join("cache");
-        let out = initfs_with_modules(&base, "6.1.0-test", dir.path(), &["virtio_mmio"], &cache)
-            .unwrap();
+        let out =
+            initfs_with_modules(&base, "6.1.0-test", dir.path(), &["virtio_mmio"], &cache).unwrap();
         let data = std::fs::read(&out).unwrap();
-        assert!(data.starts_with(b"base!\0\0\0070701"), "base, padding, cpio");
+        assert!(
+            data.starts_with(b"base!\x00\x00\x00070701"),
+            "base, padding, cpio"
+        );
         let text = String::from_utf8_lossy(&data);
         for name in [
             "lib/modules/6.1.0-test/kernel/drivers/virtio/virtio_mmio.ko\0",

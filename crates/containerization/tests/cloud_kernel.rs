@@ -28,7 +28,11 @@ fn cloud_kernel() -> Option<Kernel> {
 
 /// Boots `kernel` with the default initfs; returns the time from QEMU's
 /// start to the agent's first answered Ping, and the boot log.
-async fn boot_to_agent_ready(kernel: &Kernel, dir: &std::path::Path, n: usize) -> (Duration, String) {
+async fn boot_to_agent_ready(
+    kernel: &Kernel,
+    dir: &std::path::Path,
+    n: usize,
+) -> (Duration, String) {
     let vmm = QemuVirtualMachineManager::new(kernel.clone(), common::initfs());
     let mut cfg = VmConfig::new(format!("cloudk-{n}"));
     let log = dir.join(format!("boot-{n}.log"));
@@ -79,10 +83,13 @@ async fn cloud_kernel_boots_a_container_with_modules_from_the_initfs() {
         log.contains("kernel modules in"),
         "vminitd did not report loading modules: {log}"
     );
-    let built = ["/usr/local/share/container/vmlinux", "/var/cache/container-kernel/vmlinux-current"]
-        .into_iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists());
+    let built = [
+        "/usr/local/share/container/vmlinux",
+        "/var/cache/container-kernel/vmlinux-current",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists());
     let cloud_ms = median(cloud_times.clone()).as_millis();
     match built {
         Some(path) => {

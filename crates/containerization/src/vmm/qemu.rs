@@ -80,7 +80,9 @@ impl VirtualMachineManager for QemuVirtualMachineManager {
         let initfs = if kernel.exists() && initfs.exists() {
             tokio::task::spawn_blocking(move || initfs_for_kernel(&kernel, &initfs))
                 .await
-                .map_err(|e| ContainerizationError::internal("initfs task failed").with_cause(e))??
+                .map_err(|e| {
+                    ContainerizationError::internal("initfs task failed").with_cause(e)
+                })??
         } else {
             initfs
         };
