@@ -15,6 +15,15 @@ pkgs=(qemu-system-x86 qemu-utils/bookworm linux-source-6.1 busybox-static
       flex bison bc libelf-dev libssl-dev lz4 cpio xz-utils nftables iproute2
       pkg-config apache2-utils curl file build-essential
       containerd runc qemu-user-static)
+# Debian's cloud kernel: the library's fallback guest kernel when none of our
+# own is built (vminitd loads its modules), and what tests/cloud_kernel.rs
+# boots. On a host with a boot loader, installing a kernel package would add
+# a boot entry (maybe the default): there it is left out unless asked for.
+if [ ! -d /boot/grub ] || [ "${CONTAINER_CLOUD_KERNEL:-}" = 1 ]; then
+  pkgs+=(linux-image-cloud-amd64)
+else
+  log "not installing linux-image-cloud-amd64 on a host with /boot/grub (CONTAINER_CLOUD_KERNEL=1 to force)"
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use containerization_error::{ContainerizationError, Result};
+use tracing::warn;
+
+use crate::kernel_modules::{MODULES_ROOT, modules_dir};
 
 /// Operating system and CPU architecture a kernel runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,16 +142,48 @@ impl Kernel {
     /// The installed or built kernel, looked up in the order of
     /// docs/ARCHITECTURE.md: `$CONTAINER_KERNEL`,
     /// `/usr/local/share/container/vmlinux`,
-    /// `/var/cache/container-kernel/vmlinux-current`.
+    /// `/var/cache/container-kernel/vmlinux-current`; when none exists and
+    /// `CONTAINER_KERNEL` is unset, Debian's cloud kernel
+    /// (`/boot/vmlinuz-*-cloud-amd64`, newest, with its modules installed),
+    /// whose modules the VM gets through the initfs (see
+    /// [`crate::kernel_modules`]).
     pub fn default_path() -> Result<PathBuf> {
-        lookup(
+        const BUILT: [&str; 2] = [
+            "/usr/local/share/container/vmlinux",
+            "/var/cache/container-kernel/vmlinux-current",
+        ];
+        let found = lookup(
             "CONTAINER_KERNEL",
-            &[
-                PathBuf::from("/usr/local/share/container/vmlinux"),
-                PathBuf::from("/var/cache/container-kernel/vmlinux-current"),
-            ],
-            "guest kernel not found: run scripts/build-kernel.sh (or scripts/install.sh), or set CONTAINER_KERNEL",
-        )
+            &BUILT.map(PathBuf::from),
+            "guest kernel not found: run scripts/build-kernel.sh (or scripts/install.sh), \
+             set CONTAINER_KERNEL, or apt-get install linux-image-cloud-amd64",
+        );
+        let explicit = std::env::var_os("CONTAINER_KERNEL").is_some_and(|v| !v.is_empty());
+        match found {
+            Err(e) if !explicit => {
+                let Some(cloud) = Self::cloud_kernel_path() else {
+                    return Err(e);
+                };
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    warn!(
+                        "no built guest kernel (CONTAINER_KERNEL unset, {} missing): falling back \
+                         to Debian's cloud kernel {}, its modules loaded by vminitd from the \
+                         initfs; boots are slower, scripts/build-kernel.sh builds ours",
+                        BUILT.join(" and "),
+                        cloud.display()
+                    );
+                });
+                Ok(cloud)
+            }
+            other => other,
+        }
+    }
+
+    /// Debian's cloud kernel, the fallback of [`Kernel::default_path`]: the
+    /// newest `/boot/vmlinuz-*-cloud-amd64` whose modules are installed.
+    pub fn cloud_kernel_path() -> Option<PathBuf> {
+        cloud_kernel(Path::new("/boot"), Path::new(MODULES_ROOT))
     }
 
     /// The default kernel (see [`Kernel::default_path`]) for linux/amd64.
@@ -173,6 +208,56 @@ pub fn default_initfs() -> Result<PathBuf> {
         ],
         "guest initfs not found: run scripts/build-initfs.sh (or scripts/install.sh), or set CONTAINER_INITFS",
     )
+}
+
+/// The newest `vmlinuz-<release>-cloud-amd64` in `boot` whose modules are
+/// installed under `modules` (the cloud kernel cannot boot a VM without them).
+fn cloud_kernel(boot: &Path, modules: &Path) -> Option<PathBuf> {
+    let mut best: Option<(Vec<VersionPart>, PathBuf)> = None;
+    for e in std::fs::read_dir(boot).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(release) = name
+            .strip_prefix("vmlinuz-")
+            .filter(|r| r.ends_with("-cloud-amd64"))
+        else {
+            continue;
+        };
+        if modules_dir(modules, release).is_none() {
+            continue;
+        }
+        let key = version_key(release);
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, e.path()));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// A piece of a version string: numbers compare as numbers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum VersionPart {
+    Text(String),
+    Number(u64),
+}
+
+/// `6.1.0-57-cloud-amd64` -> [6, ".", 1, ".", 0, "-", 57, "-cloud-amd64"],
+/// so that release 57 sorts after release 9.
+fn version_key(v: &str) -> Vec<VersionPart> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(c) = rest.chars().next() {
+        let digit = c.is_ascii_digit();
+        let end = rest
+            .find(|ch: char| ch.is_ascii_digit() != digit)
+            .unwrap_or(rest.len());
+        let (part, tail) = rest.split_at(end);
+        out.push(match part.parse() {
+            Ok(n) if digit => VersionPart::Number(n),
+            _ => VersionPart::Text(part.to_string()),
+        });
+        rest = tail;
+    }
+    out
 }
 
 fn lookup(var: &str, candidates: &[PathBuf], missing: &str) -> Result<PathBuf> {
@@ -215,6 +300,35 @@ mod tests {
         cl.add_panic(5);
         assert!(!cl.kernel_args.contains(&"quiet".to_string()));
         assert_eq!(cl.render(), "console=ttyS0 reboot=t debug panic=5");
+    }
+
+    #[test]
+    fn newest_cloud_kernel_with_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let (boot, modules) = (dir.path().join("boot"), dir.path().join("modules"));
+        std::fs::create_dir_all(&boot).unwrap();
+        for r in [
+            "6.1.0-9-cloud-amd64",
+            "6.1.0-57-cloud-amd64",
+            "6.1.0-60-cloud-amd64",
+            "6.1.0-99-amd64",
+        ] {
+            std::fs::write(boot.join(format!("vmlinuz-{r}")), b"").unwrap();
+        }
+        assert_eq!(cloud_kernel(&boot, &modules), None, "no modules installed");
+        for r in [
+            "6.1.0-9-cloud-amd64",
+            "6.1.0-57-cloud-amd64",
+            "6.1.0-99-amd64",
+        ] {
+            std::fs::create_dir_all(modules.join(r)).unwrap();
+            std::fs::write(modules.join(r).join("modules.dep"), b"").unwrap();
+        }
+        // -60 has no modules, -99 is not a cloud kernel.
+        assert_eq!(
+            cloud_kernel(&boot, &modules),
+            Some(boot.join("vmlinuz-6.1.0-57-cloud-amd64"))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod exit_status;
 pub mod hosts;
 pub mod interface;
 pub mod kernel;
+pub mod kernel_modules;
 pub mod manager;
 pub mod mount;
 pub mod network;

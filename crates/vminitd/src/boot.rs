@@ -76,6 +76,10 @@ pub fn ensure_mount(
 /// agent keeps going: a reachable agent with a missing mount is easier to
 /// diagnose than a VM that never answers.
 pub fn pid1_setup() {
+    // Before leaving the initramfs, where the modules are (first pass only).
+    if std::env::var_os(SWITCHED_ENV).is_none() {
+        crate::modules::load_boot_modules();
+    }
     if let Err(e) = leave_initramfs() {
         eprintln!("vminitd: staying on the initramfs root: {e}");
     }

@@ -6,6 +6,7 @@
 mod boot;
 mod container;
 mod listen;
+mod modules;
 mod reaper;
 mod service;
 mod sys;

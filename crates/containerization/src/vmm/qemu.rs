@@ -16,6 +16,7 @@ use super::spawn::{Reaper, spawn_tied};
 use super::vsock::{VsockDialer, VsockTransport};
 use super::{DiskFormat, VirtualMachineInstance, VirtualMachineManager, VmConfig, VmState};
 use crate::kernel::{Kernel, default_initfs};
+use crate::kernel_modules::initfs_for_kernel;
 
 /// Creates QEMU microVMs. Cheap to clone; holds no VM state.
 #[derive(Debug, Clone)]
@@ -73,9 +74,22 @@ impl QemuVirtualMachineManager {
 #[async_trait]
 impl VirtualMachineManager for QemuVirtualMachineManager {
     async fn create(&self, config: VmConfig) -> Result<Box<dyn VirtualMachineInstance>> {
+        // A modular kernel (the cloud-kernel fallback) boots with its
+        // modules appended to the initfs; made once, then cached.
+        let (kernel, initfs) = (self.kernel.path.clone(), self.initfs.clone());
+        let initfs = if kernel.exists() && initfs.exists() {
+            tokio::task::spawn_blocking(move || initfs_for_kernel(&kernel, &initfs))
+                .await
+                .map_err(|e| {
+                    ContainerizationError::internal("initfs task failed").with_cause(e)
+                })??
+        } else {
+            initfs
+        };
         Ok(Box::new(QemuVirtualMachineInstance::new(
             self.clone(),
             config,
+            initfs,
         )?))
     }
 }
@@ -85,6 +99,8 @@ impl VirtualMachineManager for QemuVirtualMachineManager {
 pub struct QemuVirtualMachineInstance {
     manager: QemuVirtualMachineManager,
     config: VmConfig,
+    /// The initfs booted: the manager's, plus kernel modules if needed.
+    initfs: PathBuf,
     dir: Option<tempfile::TempDir>,
     bootlog: PathBuf,
     transport: Option<VsockTransport>,
@@ -105,13 +121,13 @@ fn io_err(msg: impl Into<String>) -> impl FnOnce(std::io::Error) -> Containeriza
 }
 
 impl QemuVirtualMachineInstance {
-    fn new(manager: QemuVirtualMachineManager, config: VmConfig) -> Result<Self> {
+    fn new(manager: QemuVirtualMachineManager, config: VmConfig, initfs: PathBuf) -> Result<Self> {
         if config.cpus == 0 || config.memory_in_bytes < (64 << 20) {
             return Err(ContainerizationError::invalid_argument(
                 "a VM needs at least 1 CPU and 64 MiB of memory",
             ));
         }
-        for path in [&manager.kernel.path, &manager.initfs] {
+        for path in [&manager.kernel.path, &initfs] {
             if !path.exists() {
                 return Err(ContainerizationError::not_found(format!(
                     "{} does not exist",
@@ -138,6 +154,7 @@ impl QemuVirtualMachineInstance {
         Ok(QemuVirtualMachineInstance {
             manager,
             config,
+            initfs,
             dir: Some(dir),
             bootlog,
             transport: None,
@@ -325,7 +342,7 @@ impl QemuVirtualMachineInstance {
         a.push("-kernel".into());
         a.push(m.kernel.path.clone().into());
         a.push("-initrd".into());
-        a.push(m.initfs.clone().into());
+        a.push(self.initfs.clone().into());
         let mut serial = OsString::from("file:");
         serial.push(&self.bootlog);
         a.push("-serial".into());
