@@ -1,5 +1,5 @@
 //! Faults: SIGKILL of a runtime helper, of its QEMU, and of the apiserver
-//! during `image load` and during `run`; a state root that runs out of
+//! during `image load` and during `run`, of a bind mount's virtiofsd; a state root that runs out of
 //! space under `image pull` and `image load`. After each, `ls -a` and
 //! `inspect` tell the truth, the next command works, `rm` works, and no
 //! process, mount, partial blob or partial snapshot is left behind.
@@ -223,7 +223,43 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
     let r = d.run(&["run", "--rm", BUSYBOX, "echo", "next-run"]);
     assert_eq!((r.code, r.stdout.trim()), (0, "next-run"), "{}", r.stderr);
 
-    // 3. SIGKILL of the apiserver during `image load`: first while blobs are
+    // 3. SIGKILL of virtiofsd, the daemon of a bind mount: the container
+    // keeps running on its own root, `stop` and `rm` work, and nothing of
+    // its VM is left.
+    let share = work.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("f"), "shared\n").unwrap();
+    let bind = format!("{}:/data", share.display());
+    d.run(&[
+        "run", "-d", "--name", "k-vfs", "-v", &bind, BUSYBOX, "sleep", "1000",
+    ])
+    .ok();
+    let r = d.run(&["exec", "k-vfs", "cat", "/data/f"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "shared\n"), "{}", r.stderr);
+    let family = vm_family(&d, "k-vfs");
+    let vfs = family
+        .iter()
+        .find(|p| p.cmdline().contains("virtiofsd"))
+        .expect("virtiofsd runs under the helper");
+    kill(vfs.pid);
+    let r = d.run(&["exec", "k-vfs", "echo", "root-still-works"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "root-still-works"),
+        "{}",
+        r.stderr
+    );
+    d.run(&["stop", "-t", "2", "k-vfs"]).ok();
+    assert_eq!(inspect(&d, "k-vfs")["status"], "stopped");
+    d.run(&["rm", "k-vfs"]).ok();
+    let left = procs::wait_gone(&family, 30);
+    assert!(left.is_empty(), "left after virtiofsd's SIGKILL: {left:?}");
+    assert_eq!(
+        std::fs::read_to_string(share.join("f")).unwrap(),
+        "shared\n"
+    );
+
+    // 4. SIGKILL of the apiserver during `image load`: first while blobs are
     // copied into the store, then while the image's snapshot is unpacked.
     let big = work.path().join("big.tar");
     let layer = oci::tar(&[oci::Member::file("big", &oci::noise(48 << 20, 7))]);
@@ -264,7 +300,7 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
     d.run(&["image", "rm", "localhost/big:1"]).ok();
     assert_store_clean(&d);
 
-    // 4. SIGKILL of the apiserver during `run`, while the VM boots: the
+    // 5. SIGKILL of the apiserver during `run`, while the VM boots: the
     // helper carries on alone and the restarted apiserver finds it.
     let args = ["run", "-d", "--name", "k-boot", BUSYBOX, "sleep", "1000"];
     let child = d.spawn(&args);
