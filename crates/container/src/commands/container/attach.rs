@@ -68,17 +68,16 @@ fn window_size() -> Option<(u32, u32)> {
     (r == 0 && ws.ws_col > 0).then_some((ws.ws_col as u32, ws.ws_row as u32))
 }
 
-/// Sends the current size now and on every SIGWINCH.
-pub fn forward_resize(rt: RuntimeClient, process: String) {
+/// Sends the current size before returning (so the process starts with
+/// it), then again on every SIGWINCH.
+pub async fn forward_resize(rt: RuntimeClient, process: String) {
+    // Listen first: a change while the first size is on its way is not lost.
+    let sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change());
+    if let Some((w, h)) = window_size() {
+        let _ = rt.resize(&process, w, h).await;
+    }
+    let Ok(mut sig) = sig else { return };
     tokio::spawn(async move {
-        if let Some((w, h)) = window_size() {
-            let _ = rt.resize(&process, w, h).await;
-        }
-        let Ok(mut sig) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
         while sig.recv().await.is_some() {
             if let Some((w, h)) = window_size() {
                 let _ = rt.resize(&process, w, h).await;

@@ -94,7 +94,7 @@ async fn start_init(
     attach::send(root, id, id, stdin)?;
     let _raw = if tty { attach::raw_mode() } else { None };
     if tty {
-        attach::forward_resize(rt.clone(), id.to_string());
+        attach::forward_resize(rt.clone(), id.to_string()).await;
     } else {
         attach::forward_signals(rt.clone(), id.to_string());
     }
@@ -161,7 +161,7 @@ pub async fn exec(root: &StateRoot, client: &ApiClient, a: ExecArgs) -> Result<i
         None
     };
     if a.process.tty && !a.detach {
-        attach::forward_resize(rt.clone(), pid.clone());
+        attach::forward_resize(rt.clone(), pid.clone()).await;
     } else if !a.detach {
         attach::forward_signals(rt.clone(), pid.clone());
     }
