@@ -206,7 +206,11 @@ async fn run_async(args: RunArgs) -> Result<i32> {
 
 async fn run_container(container: &LinuxContainer, tty: bool) -> Result<i32> {
     container.create().await?;
-    let _raw = if tty { RawMode::enter() } else { None };
+    let _raw = if tty {
+        containerization::terminal::RawMode::enter()
+    } else {
+        None
+    };
     // The size goes in before the start, so the process's first look at
     // its terminal sees it; later changes follow SIGWINCH.
     let mut winch = None;
@@ -251,31 +255,6 @@ trait AsFdBorrow {
 impl<T: std::os::fd::AsFd> AsFdBorrow for T {
     fn as_fd_borrow(&self) -> std::os::fd::BorrowedFd<'_> {
         self.as_fd()
-    }
-}
-
-/// The host terminal in raw mode while a `-t` container runs; restored on drop.
-struct RawMode(nix::sys::termios::Termios);
-
-impl RawMode {
-    fn enter() -> Option<RawMode> {
-        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode(saved))
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.0,
-        );
     }
 }
 

@@ -139,11 +139,10 @@ impl Terminal {
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the last output arrive, then look once more.
                 std::thread::sleep(Duration::from_millis(200));
-                let seen = self.seen.lock().unwrap();
-                if !seen[self.cursor..]
+                let found = self.seen.lock().unwrap()[self.cursor..]
                     .windows(needle.len())
-                    .any(|w| w == needle.as_bytes())
-                {
+                    .any(|w| w == needle.as_bytes());
+                if !found {
                     panic!(
                         "`{}` ended ({status}) before {needle:?} ({why}); the terminal showed: {}",
                         self.what,
@@ -207,15 +206,19 @@ impl Terminal {
         }
     }
 
-    /// No NUL byte anywhere in what the CLI printed (a stray one used to
-    /// lead the output of every `-t` run).
+    /// No NUL byte anywhere in what the CLI printed, and none echoed by the
+    /// container's terminal as `^@`.
     fn assert_no_nul(&self) {
-        let seen = self.seen.lock().unwrap();
+        let at = {
+            let seen = self.seen.lock().unwrap();
+            seen.iter()
+                .position(|b| *b == 0)
+                .or_else(|| seen.windows(2).position(|w| w == b"^@"))
+        };
         assert!(
-            !seen.contains(&0),
-            "`{}` printed a NUL byte (at offset {:?}): {}",
+            at.is_none(),
+            "`{}` printed a NUL byte or its echo ^@ (at offset {at:?}): {}",
             self.what,
-            seen.iter().position(|b| *b == 0),
             self.transcript()
         );
     }
@@ -240,11 +243,6 @@ fn interactive_shell_size_resize_ctrl_c_jobs_and_exit() {
 
     let mut t = Terminal::spawn(&d, &["run", "-it", "--rm", &image, "sh"]);
     t.wait_for("# ", "the first shell prompt");
-    assert_ne!(
-        t.seen.lock().unwrap().first(),
-        Some(&0),
-        "the output starts with a NUL byte"
-    );
 
     // (a) The container's terminal has the host terminal's size.
     let size = t.shell(1, "stty size");
@@ -328,6 +326,11 @@ fn interactive_shell_size_resize_ctrl_c_jobs_and_exit() {
             "echo SLEEP''ING; exec sleep 100",
         ],
     );
+    // An end-of-file key while the host terminal is still in line mode
+    // (as script(1) sends when its input ends) used to reach the container
+    // as a NUL byte, echoed `^@` before anything else: the CLI takes the
+    // terminal to raw mode only once the VM is up, seconds from now.
+    t.type_in(b"\x04");
     t.wait_for("SLEEPING", "the container started");
     t.type_in(b"\x03");
     assert_eq!(t.exit_code("after Ctrl-C"), 130, "{}", t.transcript());

@@ -3,35 +3,21 @@
 //! forwards window size changes, and signals are proxied without `-t`.
 
 use std::io::IsTerminal;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use container_api::stdio::{AttachHeader, send_stdio};
 use container_api::{RuntimeClient, StateRoot};
+use containerization::terminal::RawMode;
 use containerization_error::{Code, Result, ResultExt};
-use nix::sys::termios::{self, SetArg, Termios};
-
-/// Restores the terminal's mode when dropped.
-pub struct RawMode(Termios);
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
-    }
-}
 
 /// Puts stdin's terminal in raw mode (keys, Ctrl-C included, go to the
 /// container's PTY); `None` when stdin is not a terminal.
 pub fn raw_mode() -> Option<RawMode> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+    if !std::io::stdin().is_terminal() {
         return None;
     }
-    let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
-    let mut raw = saved.clone();
-    termios::cfmakeraw(&mut raw);
-    termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-    Some(RawMode(saved))
+    RawMode::enter()
 }
 
 /// Passes stdout, stderr (and stdin when `stdin`) to the helper of `id` for `process`.
