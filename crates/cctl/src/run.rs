@@ -9,6 +9,7 @@ use containerization::{
     ContainerManager, ContainerizationError, Kernel, LinuxContainer, Mount,
     QemuVirtualMachineManager, Result, Stdio, default_initfs,
 };
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Arguments of `cctl run`.
 #[derive(Debug, Args)]
@@ -205,16 +206,34 @@ async fn run_async(args: RunArgs) -> Result<i32> {
 
 async fn run_container(container: &LinuxContainer, tty: bool) -> Result<i32> {
     container.create().await?;
-    let _raw = if tty { RawMode::enter() } else { None };
-    container.start().await?;
-    if tty
-        && let Some(size) =
-            containerization::terminal::Size::of_fd(std::io::stdout().as_fd_borrow())
-    {
-        let _ = container.resize(size).await;
+    let _raw = if tty {
+        containerization::terminal::RawMode::enter()
+    } else {
+        None
+    };
+    // The size goes in before the start, so the process's first look at
+    // its terminal sees it; later changes follow SIGWINCH.
+    let mut winch = None;
+    if tty {
+        winch = signal(SignalKind::window_change()).ok();
+        if let Some(size) = terminal_size() {
+            let _ = container.resize(size).await;
+        }
     }
+    container.start().await?;
+    let resizes = async {
+        if let Some(w) = winch.as_mut() {
+            while w.recv().await.is_some() {
+                if let Some(size) = terminal_size() {
+                    let _ = container.resize(size).await;
+                }
+            }
+        }
+        std::future::pending::<()>().await
+    };
     let status = tokio::select! {
         s = container.wait(None) => s?,
+        () = resizes => unreachable!("the resize loop never ends"),
         _ = tokio::signal::ctrl_c() => {
             // Not a terminal: forward ^C as SIGINT, then wait.
             let _ = container.kill(libc::SIGINT).await;
@@ -224,6 +243,11 @@ async fn run_container(container: &LinuxContainer, tty: bool) -> Result<i32> {
     Ok(status.exit_code)
 }
 
+/// The size of the terminal on stdout, if it is one.
+fn terminal_size() -> Option<containerization::terminal::Size> {
+    containerization::terminal::Size::of_fd(std::io::stdout().as_fd_borrow())
+}
+
 trait AsFdBorrow {
     fn as_fd_borrow(&self) -> std::os::fd::BorrowedFd<'_>;
 }
@@ -231,31 +255,6 @@ trait AsFdBorrow {
 impl<T: std::os::fd::AsFd> AsFdBorrow for T {
     fn as_fd_borrow(&self) -> std::os::fd::BorrowedFd<'_> {
         self.as_fd()
-    }
-}
-
-/// The host terminal in raw mode while a `-t` container runs; restored on drop.
-struct RawMode(nix::sys::termios::Termios);
-
-impl RawMode {
-    fn enter() -> Option<RawMode> {
-        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode(saved))
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.0,
-        );
     }
 }
 

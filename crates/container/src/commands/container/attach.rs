@@ -3,35 +3,21 @@
 //! forwards window size changes, and signals are proxied without `-t`.
 
 use std::io::IsTerminal;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use container_api::stdio::{AttachHeader, send_stdio};
 use container_api::{RuntimeClient, StateRoot};
+use containerization::terminal::RawMode;
 use containerization_error::{Code, Result, ResultExt};
-use nix::sys::termios::{self, SetArg, Termios};
-
-/// Restores the terminal's mode when dropped.
-pub struct RawMode(Termios);
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
-    }
-}
 
 /// Puts stdin's terminal in raw mode (keys, Ctrl-C included, go to the
 /// container's PTY); `None` when stdin is not a terminal.
 pub fn raw_mode() -> Option<RawMode> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+    if !std::io::stdin().is_terminal() {
         return None;
     }
-    let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
-    let mut raw = saved.clone();
-    termios::cfmakeraw(&mut raw);
-    termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-    Some(RawMode(saved))
+    RawMode::enter()
 }
 
 /// Passes stdout, stderr (and stdin when `stdin`) to the helper of `id` for `process`.
@@ -68,17 +54,16 @@ fn window_size() -> Option<(u32, u32)> {
     (r == 0 && ws.ws_col > 0).then_some((ws.ws_col as u32, ws.ws_row as u32))
 }
 
-/// Sends the current size now and on every SIGWINCH.
-pub fn forward_resize(rt: RuntimeClient, process: String) {
+/// Sends the current size before returning (so the process starts with
+/// it), then again on every SIGWINCH.
+pub async fn forward_resize(rt: RuntimeClient, process: String) {
+    // Listen first: a change while the first size is on its way is not lost.
+    let sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change());
+    if let Some((w, h)) = window_size() {
+        let _ = rt.resize(&process, w, h).await;
+    }
+    let Ok(mut sig) = sig else { return };
     tokio::spawn(async move {
-        if let Some((w, h)) = window_size() {
-            let _ = rt.resize(&process, w, h).await;
-        }
-        let Ok(mut sig) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
         while sig.recv().await.is_some() {
             if let Some((w, h)) = window_size() {
                 let _ = rt.resize(&process, w, h).await;

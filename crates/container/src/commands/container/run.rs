@@ -91,10 +91,12 @@ async fn start_init(
         rt.start_process(id).await?;
         return Ok(0);
     }
-    attach::send(root, id, id, stdin)?;
+    // Raw before the helper gets stdin: it reads at once, and a line-mode
+    // read could take an end-of-file mark as the end of the input.
     let _raw = if tty { attach::raw_mode() } else { None };
+    attach::send(root, id, id, stdin)?;
     if tty {
-        attach::forward_resize(rt.clone(), id.to_string());
+        attach::forward_resize(rt.clone(), id.to_string()).await;
     } else {
         attach::forward_signals(rt.clone(), id.to_string());
     }
@@ -149,19 +151,20 @@ pub async fn exec(root: &StateRoot, client: &ApiClient, a: ExecArgs) -> Result<i
         terminal: a.process.tty,
         interactive: a.process.interactive,
     };
+    // Raw before the helper gets stdin (see start_init).
+    let _raw = if a.process.tty && !a.detach {
+        attach::raw_mode()
+    } else {
+        None
+    };
     if !a.detach {
         attach::send(root, &id, &pid, a.process.interactive)?;
     }
     let json =
         serde_json::to_string(&process).context(Code::InternalError, "encoding the process")?;
     rt.create_process(&pid, json).await?;
-    let _raw = if a.process.tty && !a.detach {
-        attach::raw_mode()
-    } else {
-        None
-    };
     if a.process.tty && !a.detach {
-        attach::forward_resize(rt.clone(), pid.clone());
+        attach::forward_resize(rt.clone(), pid.clone()).await;
     } else if !a.detach {
         attach::forward_signals(rt.clone(), pid.clone());
     }
