@@ -31,17 +31,39 @@ fn script(name: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The busybox OCI layout built once per test binary by
-/// scripts/build-busybox-image.sh.
+/// The busybox OCI layout made by scripts/build-busybox-image.sh, built once
+/// under cargo's test tmpdir and shared by the test binaries (keyed by the
+/// script and the host's busybox, so a change of either builds a new one).
 pub fn busybox_layout() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("busybox-oci-")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
-        script("build-busybox-image.sh", &[dir.to_str().unwrap()]);
+        use std::hash::{Hash, Hasher};
+        let mut key = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(workspace().join("scripts/build-busybox-image.sh"))
+            .unwrap_or_default()
+            .hash(&mut key);
+        std::fs::metadata("/bin/busybox")
+            .and_then(|m| m.modified())
+            .ok()
+            .hash(&mut key);
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = tmp.join(format!("busybox-oci-{:016x}", key.finish()));
+        if dir.join("index.json").is_file() {
+            return dir;
+        }
+        // Built beside, then renamed: a concurrent builder's result wins whole.
+        let staging = tempfile::Builder::new()
+            .prefix(".busybox-oci-")
+            .tempdir_in(tmp)
+            .expect("tempdir");
+        script(
+            "build-busybox-image.sh",
+            &[staging.path().to_str().unwrap()],
+        );
+        let staged = staging.keep();
+        if std::fs::rename(&staged, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
         dir
     })
 }
