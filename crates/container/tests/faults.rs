@@ -347,6 +347,50 @@ fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
         assert!(!d.root.path().join("containers/k-create").exists());
     }
 
+    // 6. SIGKILL of the apiserver during `stop` (the init ignores SIGTERM,
+    // so the stop waits out its -t): the CLI says the connection was lost,
+    // the restarted apiserver tells the truth (still running, or stopped if
+    // the helper finished the stop alone), a second stop ends it with the
+    // SIGKILL's 137 recorded, and rm leaves nothing of its VM.
+    d.run(&["run", "-d", "--name", "k-stop", BUSYBOX, "sleep", "1000"])
+        .ok();
+    let stop_family = vm_family(&d, "k-stop");
+    let args = ["stop", "-t", "20", "k-stop"];
+    let child = d.spawn(&args);
+    std::thread::sleep(Duration::from_secs(2));
+    kill_apiserver(&d);
+    let r = d.finish(child, &args);
+    assert_clear_error(&r, "stop cut by the apiserver's death");
+    d.run(&["system", "start"]).ok();
+    let v = inspect(&d, "k-stop");
+    eprintln!("k-stop after the cut stop: {}", v["status"]);
+    let helper_runs = stop_family
+        .iter()
+        .any(|p| p.alive() && p.cmdline().contains("qemu-system"));
+    match v["status"].as_str() {
+        Some("running") => {
+            assert!(helper_runs, "listed running with no VM: {v}");
+            let r = d.run(&["exec", "k-stop", "echo", "alive"]);
+            assert_eq!(r.stdout.trim(), "alive", "{}", r.stderr);
+            let r = d.run(&["stop", "-t", "1", "k-stop"]);
+            // The helper may finish the first stop in the meantime.
+            assert!(
+                r.code == 0 || r.stderr.contains("not running"),
+                "second stop: {}",
+                r.stderr
+            );
+        }
+        Some("stopped") => {}
+        other => panic!("status after a cut stop: {other:?} in {v}"),
+    }
+    wait_for(60, "k-stop to be stopped", || {
+        inspect(&d, "k-stop")["status"] == "stopped"
+    });
+    assert_eq!(inspect(&d, "k-stop")["exit_code"], 137);
+    d.run(&["rm", "k-stop"]).ok();
+    let left = procs::wait_gone(&stop_family, 30);
+    assert!(left.is_empty(), "left after a cut stop: {left:?}");
+
     // rm works on all of them; nothing is left.
     let family = vm_family(&d, "k-boot");
     d.run(&["rm", "-f", "k-helper", "k-qemu", "k-boot"]).ok();
