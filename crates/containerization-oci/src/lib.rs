@@ -6,6 +6,8 @@
 mod content;
 mod credentials;
 mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 pub mod media_types;
 mod platform;
