@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Registry, Run, busybox_layout};
+use common::{Daemon, Registry, assert_clear_error, busybox_layout};
 use procs::Proc;
 
 const BUSYBOX: &str = "localhost/busybox:latest";
@@ -60,18 +60,6 @@ fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// A failed command printed one clear error line, not a panic or a trace.
-fn assert_clear_error(r: &Run, what: &str) {
-    assert_ne!(r.code, 0, "{what} should fail: {}", r.stdout);
-    let err = r.stderr.trim();
-    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
-    assert!(err.starts_with("Error: "), "{what}: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{what}: {err}"
-    );
 }
 
 /// The content store holds only complete, correct blobs; nothing partial

@@ -24,7 +24,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use common::{Daemon, Registry, Run, busybox_layout};
+use common::{Daemon, Registry, Run, assert_clear_error, busybox_layout};
 
 /// What the server answers for one path.
 #[derive(Clone)]
@@ -153,18 +153,6 @@ fn serve(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, seen: &Mutex<V
             return;
         }
     }
-}
-
-/// A failed command printed one clear error line, not a panic or a trace.
-fn assert_clear_error(r: &Run, what: &str) {
-    assert_ne!(r.code, 0, "{what} should fail: {}", r.stdout);
-    let err = r.stderr.trim();
-    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
-    assert!(err.starts_with("Error: "), "{what}: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{what}: {err}"
-    );
 }
 
 /// Nothing at all in the store: no blob, no partial, no snapshot, no name.

@@ -149,6 +149,18 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// A failed command printed one clear error line, not a panic or a trace.
+pub fn assert_clear_error(r: &Run, what: &str) {
+    assert_ne!(r.code, 0, "{what} should fail: {}", r.stdout);
+    let err = r.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    assert!(err.starts_with("Error: "), "{what}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: {err}"
+    );
+}
+
 impl Run {
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
