@@ -6,11 +6,9 @@ use std::path::PathBuf;
 
 use containerization_ext4::{fuzzing, unpack_layers};
 
-fn corpus_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(name)
-}
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+use replay::{Rng, corpus, corpus_dir};
 
 /// The ext4 seeds, built from the layer seeds exactly as
 /// `fuzz/make-ext4-corpus.sh` builds them for cargo-fuzz (images are built,
@@ -33,29 +31,6 @@ fn ext4_seeds() -> Vec<Vec<u8>> {
             std::fs::read(&out).unwrap()
         })
         .collect()
-}
-
-fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = corpus_dir(name);
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed corpus {} missing: {e}", dir.display()))
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "seed corpus {} is empty", dir.display());
-    out
-}
-
-/// xorshift64: deterministic, dependency-free mutation source.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Mutates bytes in the first `span` bytes (where the metadata lives).

@@ -2,34 +2,11 @@
 //! mutations of it through the fuzz entry points, so the targets run on
 //! stable Rust too. Any panic fails the test.
 
-use std::path::PathBuf;
-
 use containerization_oci::fuzzing;
 
-fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(name);
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("seed corpus {} missing: {e}", dir.display()))
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "seed corpus {} is empty", dir.display());
-    out
-}
-
-/// xorshift64: deterministic, dependency-free mutation source.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+use replay::{Rng, corpus};
 
 /// A few byte changes, sometimes a cut or a doubled span (JSON nesting).
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
