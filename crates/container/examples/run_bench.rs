@@ -8,6 +8,10 @@
 //! Needs the kernel (scripts/build-kernel.sh), the initfs
 //! (scripts/build-initfs.sh) and busybox-static.
 
+/// The library's VM test helpers (busybox archive, bare-boot initramfs).
+#[path = "../../containerization/tests/common/mod.rs"]
+mod vm_common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,10 +20,6 @@ use containerization::vmm::{QemuVirtualMachineManager, VirtualMachineManager, Vm
 use containerization::{ContainerManager, Kernel, Mount};
 
 const REFERENCE: &str = "localhost/bench/busybox:latest";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The `container` binary beside this example (target/<profile>/).
 fn cli_binary() -> PathBuf {
@@ -37,32 +37,6 @@ fn cli_binary() -> PathBuf {
     bin
 }
 
-/// `dir/busybox.tar`: the busybox test image as an OCI archive.
-fn busybox_archive(dir: &Path) -> PathBuf {
-    let layout = dir.join("busybox-layout");
-    let ok = Command::new("bash")
-        .arg(workspace().join("scripts/build-busybox-image.sh"))
-        .arg(&layout)
-        .arg(REFERENCE)
-        .stdout(Stdio::null())
-        .status()
-        .expect("running scripts/build-busybox-image.sh")
-        .success();
-    assert!(ok, "scripts/build-busybox-image.sh failed");
-    let tar = dir.join("busybox.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar")
-        .success();
-    assert!(ok, "archiving the busybox layout failed");
-    tar
-}
-
 /// The CLI on state root `root`, checked for success.
 fn cli(bin: &Path, root: &Path, args: &[&str]) {
     let out = Command::new(bin)
@@ -78,31 +52,6 @@ fn cli(bin: &Path, root: &Path, args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// An initramfs whose /init powers the VM off at once (the bare reference).
-fn poweroff_initfs(dir: &Path) -> PathBuf {
-    let root = dir.join("bare");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    std::fs::write(
-        root.join("init"),
-        "#!/bin/busybox sh\n/bin/busybox poweroff -f\n",
-    )
-    .unwrap();
-    let out = dir.join("bare.cpio.gz");
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd '{}' && chmod 755 init && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
-            root.display(),
-            out.display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "building the bare initramfs failed");
-    out
 }
 
 async fn bare_boot(vmm: &QemuVirtualMachineManager) -> Duration {
@@ -160,7 +109,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = Kernel::default_kernel().expect("kernel: run scripts/build-kernel.sh");
     let initfs = containerization::default_initfs().expect("initfs: run scripts/build-initfs.sh");
-    let archive = busybox_archive(dir.path());
+    let archive = vm_common::busybox_archive(dir.path(), REFERENCE);
 
     // The daemon, with the image loaded and its snapshot unpacked (warm-up run).
     let daemon_root = dir.path().join("daemon");
@@ -188,7 +137,10 @@ async fn main() {
     .unwrap();
     library_run(&manager, "warm").await;
 
-    let mut bare_vmm = QemuVirtualMachineManager::new(kernel, poweroff_initfs(dir.path()));
+    let mut bare_vmm = QemuVirtualMachineManager::new(
+        kernel,
+        vm_common::busybox_initfs(dir.path(), "/bin/busybox poweroff -f"),
+    );
     bare_vmm.init_path = "/init".into();
 
     // Interleaved, so a change of load on the host hits all three alike.

@@ -5,77 +5,47 @@
 //! VMs in all.
 
 mod common;
+#[path = "common/oci.rs"]
+mod oci;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Daemon;
+use common::{Daemon, script};
 
-/// Runs a script of the workspace; its stdout, or a failure naming it.
-fn script(name: &str, args: &[&str]) -> String {
-    let out = Command::new("bash")
-        .arg(common::workspace().join("scripts").join(name))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run scripts/{name}: {e}"));
-    assert!(
-        out.status.success(),
-        "scripts/{name} failed (scripts/setup.sh installs its prerequisites): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The `busybox-multi` OCI layout (linux/amd64 + linux/arm64/v8) in `dir`,
-/// archived as `dir/busybox-multi.tar`.
-fn multi_archive(dir: &Path) -> PathBuf {
-    script("fetch-busybox-arm64.sh", &[]);
+/// An OCI archive in `dir` of the busybox image built by
+/// scripts/build-busybox-image.sh for `arch` (amd64, arm64 or multi), its
+/// one image named `reference`.
+fn busybox_archive(dir: &Path, reference: &str, arch: &str) -> PathBuf {
+    if arch != "amd64" {
+        script("fetch-busybox-arm64.sh", &[]);
+    }
     let layout = dir.join("layout");
     script(
         "build-busybox-image.sh",
-        &[layout.to_str().unwrap(), "busybox-multi:latest", "multi"],
+        &[layout.to_str().unwrap(), reference, arch],
     );
-    let tar = dir.join("busybox-multi.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "tar of the busybox-multi layout failed");
+    let tar = dir.join("image.tar");
+    oci::layout_archive(&layout, reference, &tar);
     tar
 }
 
-fn load_multi(d: &Daemon) {
+/// Loads the busybox fixture built for `arch` as `reference`.
+fn load(d: &Daemon, reference: &str, arch: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let tar = multi_archive(dir.path());
+    let tar = busybox_archive(dir.path(), reference, arch);
     let out = d.run(&["image", "load", "-i", tar.to_str().unwrap()]).ok();
-    assert!(out.contains("busybox-multi"), "{out}");
+    assert!(out.contains(reference), "{out}");
 }
 
-/// Loads the single-platform (amd64) busybox fixture as `amd64-only`.
+/// The linux/amd64 + linux/arm64/v8 busybox as `busybox-multi`.
+fn load_multi(d: &Daemon) {
+    load(d, "busybox-multi:latest", "multi");
+}
+
+/// The single-platform (amd64) busybox fixture as `amd64-only`.
 fn load_amd64_only(d: &Daemon) {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    script(
-        "build-busybox-image.sh",
-        &[layout.to_str().unwrap(), "amd64-only:latest"],
-    );
-    let tar = dir.path().join("amd64-only.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "tar of the busybox layout failed");
-    d.run(&["image", "load", "-i", tar.to_str().unwrap()]).ok();
+    load(d, "amd64-only:latest", "amd64");
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
@@ -92,7 +62,7 @@ fn json(path: &Path) -> serde_json::Value {
 fn the_arm64_variant_really_is_arm64() {
     // `file` on the busybox taken out of the image's arm64 layer.
     let dir = tempfile::tempdir().unwrap();
-    multi_archive(dir.path());
+    busybox_archive(dir.path(), "busybox-multi:latest", "multi");
     let layout = dir.path().join("layout");
     let top = json(&layout.join("index.json"));
     let index = json(&blob(
@@ -172,28 +142,19 @@ fn run_picks_the_variant_and_arm64_runs_emulated() {
         "nothing created"
     );
 
-    let r = d.run(&[
-        "run",
-        "--rm",
-        "--arch",
-        "arm64",
-        "busybox-multi",
-        "uname",
-        "-m",
-    ]);
-    assert_eq!(
-        (r.code, r.stdout.trim()),
-        (0, "aarch64"),
-        "stderr: {}",
-        r.stderr
-    );
-    let r = d.run(&["run", "--rm", "busybox-multi", "uname", "-m"]);
-    assert_eq!(
-        (r.code, r.stdout.trim()),
-        (0, "x86_64"),
-        "stderr: {}",
-        r.stderr
-    );
+    // `uname -m` of `run --rm [ARCH FLAGS] busybox-multi`.
+    for (flags, machine) in [(&["--arch", "arm64"][..], "aarch64"), (&[][..], "x86_64")] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend(["busybox-multi", "uname", "-m"]);
+        let r = d.run(&args);
+        assert_eq!(
+            (r.code, r.stdout.trim()),
+            (0, machine),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
     assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
     let cached: Vec<String> = std::fs::read_dir(d.root.path().join("emulators"))
         .unwrap()

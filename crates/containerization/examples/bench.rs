@@ -10,37 +10,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use containerization::vmm::{QemuVirtualMachineManager, VirtualMachineManager, VmConfig};
 use containerization::{ContainerManager, Kernel, LinuxContainer, Mount, Stdio};
-
-fn busybox_poweroff_initfs(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("bare");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    std::fs::write(
-        root.join("init"),
-        "#!/bin/busybox sh\n/bin/busybox poweroff -f\n",
-    )
-    .unwrap();
-    let out = dir.join("bare.cpio.gz");
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd '{}' && chmod 755 init && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
-            root.display(),
-            out.display()
-        ))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    out
-}
 
 fn mem_kib(pid: u32) -> (u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
@@ -79,7 +53,7 @@ async fn main() {
     let initfs = containerization::default_initfs().expect("initfs: run scripts/build-initfs.sh");
 
     // 1. Bare boot-and-power-off of the same kernel (reference).
-    let bare = busybox_poweroff_initfs(dir.path());
+    let bare = common::busybox_initfs(dir.path(), "/bin/busybox poweroff -f");
     let mut vmm = QemuVirtualMachineManager::new(kernel.clone(), &bare);
     vmm.init_path = "/init".into();
     let t = Instant::now();

@@ -14,8 +14,8 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs a prerequisite script; a failure names the script.
-fn script(name: &str, args: &[&str]) -> String {
+/// Runs a prerequisite script; its stdout, or a failure naming the script.
+pub fn script(name: &str, args: &[&str]) -> String {
     let path = workspace().join("scripts").join(name);
     let out = Command::new("bash")
         .arg(&path)

@@ -62,11 +62,10 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Loads the busybox test image (scripts/build-busybox-image.sh) into the
-/// image store at `root`; returns its reference.
-pub fn load_busybox_image(root: &Path) -> String {
-    let reference = "localhost/vmm-test/busybox:latest";
-    let layout = root.join("busybox-layout");
+/// `dir/busybox.tar`: the busybox test image of
+/// scripts/build-busybox-image.sh as an OCI archive named `reference`.
+pub fn busybox_archive(dir: &Path, reference: &str) -> PathBuf {
+    let layout = dir.join("busybox-layout");
     let script = workspace().join("scripts/build-busybox-image.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -79,7 +78,7 @@ pub fn load_busybox_image(root: &Path) -> String {
         "scripts/build-busybox-image.sh failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tar = root.join("busybox.tar");
+    let tar = dir.join("busybox.tar");
     let status = Command::new("tar")
         .arg("-C")
         .arg(&layout)
@@ -88,7 +87,15 @@ pub fn load_busybox_image(root: &Path) -> String {
         .arg(".")
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "archiving the busybox layout failed");
+    tar
+}
+
+/// Loads the busybox test image into the image store at `root`; returns
+/// its reference.
+pub fn load_busybox_image(root: &Path) -> String {
+    let reference = "localhost/vmm-test/busybox:latest";
+    let tar = busybox_archive(root, reference);
     let store = containerization_oci::ImageStore::open(root).unwrap();
     let images = store.load(&tar).unwrap();
     assert_eq!(
