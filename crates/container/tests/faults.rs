@@ -533,7 +533,10 @@ fn gone_or_stopped(d: &Daemon, id: &str) -> bool {
     let ls = d.run(&["ls", "-a"]).ok();
     let r = d.run(&["inspect", id]);
     if r.code == 3 {
-        assert!(!ls.contains(id), "inspect says {id} is gone, ls lists it: {ls}");
+        assert!(
+            !ls.contains(id),
+            "inspect says {id} is gone, ls lists it: {ls}"
+        );
         let dir = d.root.path().join("containers").join(id);
         assert!(!dir.exists(), "{id} is gone but its bundle is left");
         return false;
@@ -584,7 +587,8 @@ fn sigkill_of_the_apiserver_during_rm_and_pull_leaves_no_half_state() {
     }
     assert_eq!(d.run(&["inspect", "r-run"]).code, 3);
 
-    // 2. `rm` of a stopped container, cut as soon as it is asked.
+    // 2. `rm` of a stopped container, cut as soon as it is asked (its
+    // delete takes milliseconds: the cut may come before or after it).
     d.run(&["run", "--name", "r-stopped", BUSYBOX, "true"]).ok();
     assert_eq!(inspect(&d, "r-stopped")["status"], "stopped");
     let args = ["rm", "r-stopped"];
@@ -682,7 +686,16 @@ while :; do
   echo "acked $i"
 done"#;
     d.run(&[
-        "run", "-d", "--name", "v-writer", "-v", "kvol:/data", BUSYBOX, "sh", "-c", writer,
+        "run",
+        "-d",
+        "--name",
+        "v-writer",
+        "-v",
+        "kvol:/data",
+        BUSYBOX,
+        "sh",
+        "-c",
+        writer,
     ])
     .ok();
     let family = vm_family(&d, "v-writer");
@@ -711,7 +724,14 @@ done"#;
     // A new container on the volume (its mount replays the journal) finds
     // every acknowledged record whole.
     let r = d.run(&[
-        "run", "--rm", "-v", "kvol:/data", BUSYBOX, "sh", "-c", VERIFY_RECORDS,
+        "run",
+        "--rm",
+        "-v",
+        "kvol:/data",
+        BUSYBOX,
+        "sh",
+        "-c",
+        VERIFY_RECORDS,
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = r.stdout.trim().to_string();
@@ -786,7 +806,9 @@ fn assert_no_network_left(tap: &str, ip: &str) {
     assert!(!links.contains(tap), "TAP {tap} left: {links}");
     let rules = output_of("nft", &["list", "ruleset"]);
     assert!(
-        !rules.contains(tap) && !rules.contains(&format!("{ip} ")) && !rules.contains(&format!("{ip},")),
+        !rules.contains(tap)
+            && !rules.contains(&format!("{ip} "))
+            && !rules.contains(&format!("{ip},")),
         "nftables still names {tap} or {ip}: {rules}"
     );
 }
@@ -809,7 +831,15 @@ fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
     let mut first_ip = None;
     for (id, victim) in [("n-helper", "helper"), ("n-qemu", "qemu-system")] {
         d.run(&[
-            "run", "-d", "--name", id, "--network", "knet", BUSYBOX, "sleep", "1000",
+            "run",
+            "-d",
+            "--name",
+            id,
+            "--network",
+            "knet",
+            BUSYBOX,
+            "sleep",
+            "1000",
         ])
         .ok();
         let (tap, ip) = tap_and_ip(&d, id);
@@ -818,7 +848,10 @@ fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
         }
         first_ip = Some(ip.clone());
         let links = output_of("ip", &["-br", "link"]);
-        assert!(links.contains(&tap), "{tap} exists while {id} runs: {links}");
+        assert!(
+            links.contains(&tap),
+            "{tap} exists while {id} runs: {links}"
+        );
         let family = vm_family(&d, id);
         let dir = vm_dir(&family);
         let pid = if victim == "helper" {
@@ -832,7 +865,10 @@ fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
         };
         kill(pid);
         let left = procs::wait_gone(&family, 60);
-        assert!(left.is_empty(), "left after the {victim}'s SIGKILL: {left:?}");
+        assert!(
+            left.is_empty(),
+            "left after the {victim}'s SIGKILL: {left:?}"
+        );
         wait_for(10, "the VM's runtime directory to go", || !dir.exists());
         // The next look at it finds it stopped, and its TAP gone.
         assert_eq!(inspect(&d, id)["status"], "stopped");

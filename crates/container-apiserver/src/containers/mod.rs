@@ -125,13 +125,16 @@ pub(crate) fn remove_orphan_bundles(root: &StateRoot) -> Result<usize> {
             continue;
         };
         if let Ok(text) = std::fs::read(e.path().join("config.json"))
-            && let Ok(config) = serde_json::from_slice::<container_api::ContainerConfiguration>(&text)
+            && let Ok(config) =
+                serde_json::from_slice::<container_api::ContainerConfiguration>(&text)
         {
             delete_taps_now(&config);
         }
         tracing::warn!(id = %id, "removing the bundle of a container whose delete was interrupted");
-        std::fs::remove_dir_all(e.path())
-            .context(Code::InternalError, format!("removing {}", e.path().display()))?;
+        std::fs::remove_dir_all(e.path()).context(
+            Code::InternalError,
+            format!("removing {}", e.path().display()),
+        )?;
         removed += 1;
     }
     Ok(removed)
