@@ -3,7 +3,10 @@
 //! space under `image pull` and `image load`. After each, `ls -a` and
 //! `inspect` tell the truth, the next command works, `rm` works, and no
 //! process, mount, partial blob or partial snapshot is left behind.
-//! One daemon for the kills (five VMs), one on a small tmpfs for the disk.
+//! Also: SIGKILL of the apiserver during `rm` and `image pull`, of QEMU
+//! during volume writes (no synced record lost, the ext4 clean), and TAPs,
+//! nftables rules and leases after a killed helper or QEMU.
+//! One daemon per test; the network one in a namespace of its own.
 
 mod common;
 #[path = "common/oci.rs"]
