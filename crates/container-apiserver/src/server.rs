@@ -120,7 +120,8 @@ pub async fn serve(opts: ServerOptions) -> Result<()> {
 
 /// Removes what a killed apiserver (or CLI build) left half-written: partial
 /// blobs and `load` staging directories of dead writers, unfinished image
-/// snapshots, half-made volumes, containers whose create was cut short.
+/// snapshots, half-made volumes, containers whose create was cut short,
+/// bundles whose delete was cut short.
 /// None of it was visible as content or acknowledged to a client.
 fn remove_leftovers(root: &StateRoot, images: &containerization_oci::ImageStore) {
     let ingest = images.clean_abandoned().unwrap_or_else(|e| {
@@ -138,12 +139,17 @@ fn remove_leftovers(root: &StateRoot, images: &containerization_oci::ImageStore)
         tracing::warn!("checking containers.db failed: {e}");
         0
     });
-    if ingest + snapshots + volumes + containers > 0 {
+    let bundles = crate::containers::remove_orphan_bundles(root).unwrap_or_else(|e| {
+        tracing::warn!("checking container bundles failed: {e}");
+        0
+    });
+    if ingest + snapshots + volumes + containers + bundles > 0 {
         tracing::info!(
             ingest,
             snapshots,
             volumes,
             containers,
+            bundles,
             "removed leftovers of interrupted operations"
         );
     }

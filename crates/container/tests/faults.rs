@@ -3,7 +3,10 @@
 //! space under `image pull` and `image load`. After each, `ls -a` and
 //! `inspect` tell the truth, the next command works, `rm` works, and no
 //! process, mount, partial blob or partial snapshot is left behind.
-//! One daemon for the kills (five VMs), one on a small tmpfs for the disk.
+//! Also: SIGKILL of the apiserver during `rm` and `image pull`, of QEMU
+//! during volume writes (no synced record lost, the ext4 clean), and TAPs,
+//! nftables rules and leases after a killed helper or QEMU.
+//! One daemon per test; the network one in a namespace of its own.
 
 mod common;
 #[path = "common/oci.rs"]
@@ -525,4 +528,368 @@ fn soak_of_four_clients_leaves_no_growth() {
     assert_eq!(report.cycles, 8);
     let growth = report.growth();
     assert!(growth.is_empty(), "{growth:?}\n{}", report.table());
+}
+
+/// `ls -a` and `inspect` agree on `id`: either gone from both (and its
+/// bundle with it) or listed `stopped`. Returns whether it still exists.
+fn gone_or_stopped(d: &Daemon, id: &str) -> bool {
+    let ls = d.run(&["ls", "-a"]).ok();
+    let r = d.run(&["inspect", id]);
+    if r.code == 3 {
+        assert!(
+            !ls.contains(id),
+            "inspect says {id} is gone, ls lists it: {ls}"
+        );
+        let dir = d.root.path().join("containers").join(id);
+        assert!(!dir.exists(), "{id} is gone but its bundle is left");
+        return false;
+    }
+    assert_eq!(r.code, 0, "inspect {id}: {}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["status"], "stopped", "{}", v[0]);
+    assert!(ls.contains(id) && ls.contains("stopped"), "{ls}");
+    true
+}
+
+#[test]
+fn sigkill_of_the_apiserver_during_rm_and_pull_leaves_no_half_state() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::started();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
+        .ok();
+
+    // 1. `rm -f` of a running container, cut while the apiserver waits for
+    // its helper to power the VM off.
+    d.run(&["run", "-d", "--name", "r-run", BUSYBOX, "sleep", "1000"])
+        .ok();
+    let family = vm_family(&d, "r-run");
+    let dir = vm_dir(&family);
+    let log = d.root.path().join("containers/r-run/runtime.log");
+    let before = std::fs::read_to_string(&log).unwrap_or_default().len();
+    let args = ["rm", "-f", "r-run"];
+    let child = d.spawn(&args);
+    // The helper logs the init's end once the shutdown has reached it.
+    wait_for(60, "the helper to take the shutdown", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.len() > before)
+    });
+    kill_apiserver(&d);
+    let r = d.finish(child, &args);
+    assert_clear_error(&r, "rm -f cut by the apiserver's death");
+    assert!(r.stderr.contains("apiserver"), "{}", r.stderr);
+    // The helper finishes the shutdown alone.
+    let left = procs::wait_gone(&family, 60);
+    assert!(left.is_empty(), "left after a cut rm -f: {left:?}");
+    wait_for(10, "the VM's runtime directory to go", || !dir.exists());
+    d.run(&["system", "start"]).ok();
+    let exists = gone_or_stopped(&d, "r-run");
+    eprintln!("r-run after the cut rm -f: exists={exists}");
+    if exists {
+        d.run(&["rm", "-f", "r-run"]).ok();
+    }
+    assert_eq!(d.run(&["inspect", "r-run"]).code, 3);
+
+    // 2. `rm` of a stopped container, cut as soon as it is asked (its
+    // delete takes milliseconds: the cut may come before or after it).
+    d.run(&["run", "--name", "r-stopped", BUSYBOX, "true"]).ok();
+    assert_eq!(inspect(&d, "r-stopped")["status"], "stopped");
+    let args = ["rm", "r-stopped"];
+    let child = d.spawn(&args);
+    std::thread::sleep(Duration::from_millis(40));
+    kill_apiserver(&d);
+    let r = d.finish(child, &args);
+    eprintln!("rm of r-stopped cut: code {} {}", r.code, r.stderr.trim());
+    if r.code != 0 {
+        assert_clear_error(&r, "rm cut by the apiserver's death");
+    }
+    d.run(&["system", "start"]).ok();
+    if gone_or_stopped(&d, "r-stopped") {
+        d.run(&["rm", "r-stopped"]).ok();
+    }
+    let bundles = procs::files_under(&d.root.path().join("containers"));
+    assert!(bundles.is_empty(), "{bundles:?}");
+    // The next run works.
+    let r = d.run(&["run", "--rm", BUSYBOX, "echo", "next-run"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "next-run"), "{}", r.stderr);
+
+    // 3. `image pull` from a real registry, cut while a layer is written.
+    let big = work.path().join("pulled.tar");
+    let layer = oci::tar(&[oci::Member::file("big", &oci::noise(48 << 20, 9))]);
+    oci::archive(&big, "localhost/pulled:1", &[layer]);
+    let reg = Registry::start(None);
+    let st = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", big.display()))
+        .arg(format!("docker://{}/test/pulled:1", reg.host()))
+        .status()
+        .expect("skopeo is installed (scripts/setup.sh)");
+    assert!(st.success());
+    let reference = format!("{}/test/pulled:1", reg.host());
+    let args = ["image", "pull", "--progress", "none", reference.as_str()];
+    let child = d.spawn(&args);
+    let ingest = d.root.path().join("content/ingest");
+    wait_for(120, "a partial blob in ingest", || {
+        procs::files_under(&ingest)
+            .iter()
+            .any(|f| f.starts_with("ingest-"))
+    });
+    kill_apiserver(&d);
+    let r = d.finish(child, &args);
+    assert_clear_error(&r, "pull cut by the apiserver's death");
+    assert!(r.stderr.contains("apiserver"), "{}", r.stderr);
+    d.run(&["system", "start"]).ok();
+    assert_store_clean(&d);
+    let images = d.run(&["image", "ls"]).ok();
+    assert!(!images.contains("test/pulled"), "{images}");
+    let r = d.run(&args);
+    assert_eq!(r.code, 0, "the same pull after the cut: {}", r.stderr);
+    let images = d.run(&["image", "ls"]).ok();
+    assert!(images.contains("test/pulled"), "{images}");
+    d.run(&["image", "rm", &reference]).ok();
+    assert_store_clean(&d);
+
+    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
+    assert_nothing_left(&d);
+}
+
+/// The records a writer made durable (`sync`) before it said so, checked
+/// from inside a container: prints `ok N bad B last L`.
+const VERIFY_RECORDS: &str = r#"n=0; bad=0; last=0
+while read -r k; do
+  case "$k" in ''|*[!0-9]*) continue;; esac
+  want=$( { echo "record $k"; head -c 65536 /dev/zero | tr '\0' x; echo "end $k"; } | md5sum)
+  got=$(md5sum < /data/rec.$k 2>/dev/null)
+  if [ "$want" = "$got" ]; then n=$((n+1)); else bad=$((bad+1)); echo "bad $k"; fi
+  last=$k
+done < /data/ack
+echo "ok $n bad $bad last $last""#;
+
+#[test]
+fn sigkill_of_qemu_during_volume_writes_loses_no_synced_record() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::started();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
+        .ok();
+    d.run(&["volume", "create", "kvol"]).ok();
+    let image = d.root.path().join("volumes/kvol/volume.img");
+    assert!(image.is_file(), "{}", image.display());
+
+    // Each record is written and synced, then its number is appended to
+    // the acknowledged file and synced, then said on stdout.
+    let writer = r#"i=0
+while :; do
+  i=$((i+1))
+  { echo "record $i"; head -c 65536 /dev/zero | tr '\0' x; echo "end $i"; } > /data/rec.$i
+  sync
+  echo $i >> /data/ack
+  sync
+  echo "acked $i"
+done"#;
+    d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "v-writer",
+        "-v",
+        "kvol:/data",
+        BUSYBOX,
+        "sh",
+        "-c",
+        writer,
+    ])
+    .ok();
+    let family = vm_family(&d, "v-writer");
+    let dir = vm_dir(&family);
+    let acked = |d: &Daemon| -> u64 {
+        let logs = d.run(&["logs", "v-writer"]).stdout;
+        logs.lines()
+            .filter_map(|l| l.trim().strip_prefix("acked ")?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    wait_for(180, "20 acknowledged records", || acked(&d) >= 20);
+    let qemu = family
+        .iter()
+        .find(|p| p.cmdline().contains("qemu-system"))
+        .unwrap();
+    // What the host saw acknowledged before the kill (more may follow).
+    let seen = acked(&d);
+    kill(qemu.pid);
+    let left = procs::wait_gone(&family, 60);
+    assert!(left.is_empty(), "left after QEMU's SIGKILL: {left:?}");
+    wait_for(10, "the VM's runtime directory to go", || !dir.exists());
+    let v = inspect(&d, "v-writer");
+    assert_eq!(v["status"], "stopped", "{v}");
+
+    // A new container on the volume (its mount replays the journal) finds
+    // every acknowledged record whole.
+    let r = d.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "kvol:/data",
+        BUSYBOX,
+        "sh",
+        "-c",
+        VERIFY_RECORDS,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout.trim().to_string();
+    eprintln!("volume after QEMU's SIGKILL (host saw {seen} acked): {out}");
+    let f: Vec<u64> = out
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [ok, bad, last] = f[..] else {
+        panic!("verifier output: {out}")
+    };
+    assert_eq!(bad, 0, "damaged acknowledged records: {out}");
+    assert!(last >= seen, "acknowledged records missing: {out}");
+    assert_eq!(ok, last, "the acknowledged file has gaps: {out}");
+
+    // Unmounted by that container's stop: the ext4 image is clean.
+    let fsck = std::process::Command::new("e2fsck")
+        .args(["-f", "-n"])
+        .arg(&image)
+        .output()
+        .expect("e2fsck (e2fsprogs) is installed");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn after the kill: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+
+    d.run(&["rm", "v-writer"]).ok();
+    d.run(&["volume", "rm", "kvol"]).ok();
+    assert!(!image.exists());
+    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
+    assert_nothing_left(&d);
+}
+
+/// Moves this thread, and everything it spawns from now on, into a fresh
+/// network namespace with loopback up (as `network_cli.rs` does); panics
+/// rather than ever running in the host's namespace.
+fn private_netns() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("unshare(CLONE_NEWNET) failed: network tests need root");
+    let ok = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("ip (iproute2) is installed");
+    assert!(ok.success());
+}
+
+/// Output of a command run in this thread's namespaces.
+fn output_of(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The TAP and bare address of `id`'s interface.
+fn tap_and_ip(d: &Daemon, id: &str) -> (String, String) {
+    let n = &inspect(d, id)["configuration"]["networks"][0];
+    let tap = n["tap"].as_str().expect("a TAP").to_string();
+    let ip = n["address"].as_str().unwrap().split('/').next().unwrap();
+    (tap, ip.to_string())
+}
+
+/// No link, nftables rule or set names `tap` or `ip`.
+fn assert_no_network_left(tap: &str, ip: &str) {
+    let links = output_of("ip", &["-br", "link"]);
+    assert!(!links.contains(tap), "TAP {tap} left: {links}");
+    let rules = output_of("nft", &["list", "ruleset"]);
+    assert!(
+        !rules.contains(tap)
+            && !rules.contains(&format!("{ip} "))
+            && !rules.contains(&format!("{ip},")),
+        "nftables still names {tap} or {ip}: {rules}"
+    );
+}
+
+#[test]
+fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
+    private_netns();
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::started();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
+        .ok();
+    d.run(&["network", "create", "--subnet", "10.77.0.0/24", "knet"])
+        .ok();
+    let leases = d.root.path().join("networks/knet.json");
+
+    // SIGKILL of the helper, then of QEMU: each container takes the first
+    // free address, the second the address the first held.
+    let mut first_ip = None;
+    for (id, victim) in [("n-helper", "helper"), ("n-qemu", "qemu-system")] {
+        d.run(&[
+            "run",
+            "-d",
+            "--name",
+            id,
+            "--network",
+            "knet",
+            BUSYBOX,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let (tap, ip) = tap_and_ip(&d, id);
+        if let Some(prev) = &first_ip {
+            assert_eq!(&ip, prev, "{id} takes the address released by rm");
+        }
+        first_ip = Some(ip.clone());
+        let links = output_of("ip", &["-br", "link"]);
+        assert!(
+            links.contains(&tap),
+            "{tap} exists while {id} runs: {links}"
+        );
+        let family = vm_family(&d, id);
+        let dir = vm_dir(&family);
+        let pid = if victim == "helper" {
+            inspect(&d, id)["helper_pid"].as_u64().unwrap() as u32
+        } else {
+            family
+                .iter()
+                .find(|p| p.cmdline().contains(victim))
+                .unwrap()
+                .pid
+        };
+        kill(pid);
+        let left = procs::wait_gone(&family, 60);
+        assert!(
+            left.is_empty(),
+            "left after the {victim}'s SIGKILL: {left:?}"
+        );
+        wait_for(10, "the VM's runtime directory to go", || !dir.exists());
+        // The next look at it finds it stopped, and its TAP gone.
+        assert_eq!(inspect(&d, id)["status"], "stopped");
+        assert_no_network_left(&tap, &ip);
+        // The stopped container keeps its address until rm.
+        let held = std::fs::read_to_string(&leases).unwrap();
+        assert!(held.contains(id), "{held}");
+        d.run(&["rm", id]).ok();
+        let held = std::fs::read_to_string(&leases).unwrap();
+        assert!(
+            !held.contains(id) && !held.contains(&format!("\"{ip}/")),
+            "{held}"
+        );
+        assert_no_network_left(&tap, &ip);
+    }
+    d.run(&["network", "rm", "knet"]).ok();
+    let links = output_of("ip", &["-br", "link"]);
+    assert!(!links.contains("ctap"), "{links}");
+    assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
+    assert_nothing_left(&d);
 }

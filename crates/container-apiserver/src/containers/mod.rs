@@ -69,6 +69,13 @@ pub(crate) fn reconcile(root: &StateRoot) -> Result<Vec<ContainerSnapshot>> {
                     "its runtime helper (pid {pid}) died without recording an exit; the VM died with it"
                 );
                 db.set_stopped_because(id, None, Some(&reason))?;
+                // Its persistent TAPs outlived it: removed now, unless a new
+                // helper (a `start` right after) already owns the VM.
+                if !s.configuration.networks.is_empty()
+                    && let Some(_vm) = vm_unowned(root, id)
+                {
+                    delete_taps_now(&s.configuration);
+                }
                 s = db.get(id)?;
             }
         }
@@ -96,6 +103,74 @@ pub(crate) fn remove_unfinished(root: &StateRoot) -> Result<usize> {
     Ok(removed)
 }
 
+/// Removes the bundles of containers that have no record: a `delete` (or
+/// an `--rm` helper) removes the record first and was killed before it
+/// removed the directory. Their TAPs go too. Only at start-up, when no
+/// create is in progress (create inserts the record before the directory).
+pub(crate) fn remove_orphan_bundles(root: &StateRoot) -> Result<usize> {
+    let db = db(root)?;
+    let dir = root.path().join("containers");
+    let mut removed = 0;
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let Some(id) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !e.path().is_dir() || db.find(&id)?.is_some() {
+            continue;
+        }
+        // A helper still holding the VM is ending; its bundle is left to
+        // the next start-up.
+        let Some(_vm) = vm_unowned(root, &id) else {
+            tracing::warn!(id = %id, "a bundle without a record is still in use; left");
+            continue;
+        };
+        if let Ok(text) = std::fs::read(e.path().join("config.json"))
+            && let Ok(config) =
+                serde_json::from_slice::<container_api::ContainerConfiguration>(&text)
+        {
+            delete_taps_now(&config);
+        }
+        tracing::warn!(id = %id, "removing the bundle of a container whose delete was interrupted");
+        std::fs::remove_dir_all(e.path()).context(
+            Code::InternalError,
+            format!("removing {}", e.path().display()),
+        )?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The VM lock of `id` when no helper holds it (held until dropped, so no
+/// helper can start meanwhile); `None` while a helper owns the VM.
+fn vm_unowned(root: &StateRoot, id: &str) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let path = root
+        .container_dir(id)
+        .join(container_runtime_linux::VM_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// Deletes the TAPs of `config` and waits for it, from async or blocking
+/// code alike (a thread of its own with its own small runtime).
+fn delete_taps_now(config: &container_api::ContainerConfiguration) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(crate::networks::delete_taps(config)),
+                Err(e) => tracing::warn!("deleting TAPs: no runtime: {e}"),
+            }
+        });
+    });
+}
+
 /// Removes a `--rm` container whose helper died before it could remove it.
 fn remove_orphan(root: &StateRoot, db: &ContainerDb, s: &ContainerSnapshot) {
     let id = &s.configuration.id;
@@ -104,13 +179,10 @@ fn remove_orphan(root: &StateRoot, db: &ContainerDb, s: &ContainerSnapshot) {
         return;
     }
     let _ = std::fs::remove_dir_all(root.container_dir(id));
-    if !s.configuration.networks.is_empty()
-        && let Ok(handle) = tokio::runtime::Handle::try_current()
-    {
+    if !s.configuration.networks.is_empty() {
         // Its TAPs outlived it; the address is freed by the networks' gc,
         // which drops holders missing from containers.db.
-        let config = s.configuration.clone();
-        handle.spawn(async move { crate::networks::delete_taps(&config).await });
+        delete_taps_now(&s.configuration);
     }
     tracing::info!(id = %id, "removed --rm container whose helper died");
 }
