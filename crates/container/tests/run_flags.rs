@@ -79,6 +79,17 @@ fn init_ulimit_capabilities_and_named_users() {
         r.stderr
     );
 
+    // Default signal handling, as with runc: nothing ignored or blocked, so
+    // a writer to a closed pipe dies of SIGPIPE.
+    let r = d.run(&["exec", "flags", "grep", "^Sig[IB]", "/proc/self/status"]);
+    assert_eq!(
+        r.stdout, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+        "{}",
+        r.stderr
+    );
+    let r = d.run(&["exec", "flags", "sh", "-c", "timeout 20 yes | head -c 4"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "y\ny\n"), "{}", r.stderr);
+
     copy_and_export(&d);
 
     // The init forwards SIGTERM to the shell (which, as PID 1 itself, would

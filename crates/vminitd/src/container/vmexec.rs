@@ -137,6 +137,7 @@ fn run(config: &ExecConfig, sock: &mut File) -> StepResult {
 /// Runs in the container's namespaces; only returns on failure.
 fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     let spec = &config.spec;
+    default_signals()?;
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
     if config.terminal {
         // SAFETY: ioctl on fd 0 (the PTY slave) with an integer argument.
@@ -214,6 +215,21 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     }
     let e = nix::unistd::execve(&cpath, &argv, &envp).unwrap_err();
     Err(format!("exec {program}: {e}"))
+}
+
+/// Gives the container process default signal handling, as runc does:
+/// ignored dispositions survive execve, and the Rust runtime of this helper
+/// ignores SIGPIPE, which would make `yes | head` never end.
+fn default_signals() -> StepResult {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: restoring SIG_DFL installs no handler code; the helper is
+        // single-threaded here.
+        unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) }
+            .map_err(|e| format!("resetting {sig}: {e}"))?;
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| format!("clearing the signal mask: {e}"))
 }
 
 /// Whether the spec carries annotation `key` set to `true`.
