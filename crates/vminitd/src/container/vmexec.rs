@@ -276,3 +276,23 @@ fn find_program(program: &str, env: &[String]) -> StepResult<PathBuf> {
     }
     Err(format!("exec {program}: not found in PATH"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_names_stay_in_proc_sys() {
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            Path::new("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            sysctl_path("net/core/somaxconn").unwrap(),
+            Path::new("/proc/sys/net/core/somaxconn")
+        );
+        for bad in ["", "/etc/shadow", "..", "kernel..x", ".x", "a/../b", "a b", "x/"] {
+            assert!(sysctl_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}
