@@ -44,7 +44,7 @@ pub fn resolve_user_in(process: &Process, passwd: &str, group: &str) -> StepResu
             Some((u, g)) => (u, Some(g)),
             None => (name, None),
         };
-        let entry = passwd_lookup(&passwd, u);
+        let entry = passwd_lookup(passwd, u);
         match (entry, u.parse::<u32>()) {
             (Some(e), _) => {
                 id.uid = e.1;
@@ -55,18 +55,18 @@ pub fn resolve_user_in(process: &Process, passwd: &str, group: &str) -> StepResu
             (None, Err(_)) => return Err(format!("user {u:?} not found in /etc/passwd")),
         }
         if let Some(g) = g {
-            id.gid = match (group_lookup(&group, g), g.parse::<u32>()) {
+            id.gid = match (group_lookup(group, g), g.parse::<u32>()) {
                 (Some(gid), _) => gid,
                 (None, Ok(n)) => n,
                 (None, Err(_)) => return Err(format!("group {g:?} not found in /etc/group")),
             };
         }
-        let user_name = passwd_by_uid(&passwd, id.uid);
+        let user_name = passwd_by_uid(passwd, id.uid);
         if let Some(user_name) = user_name {
-            id.groups.extend(member_groups(&group, &user_name));
+            id.groups.extend(member_groups(group, &user_name));
         }
     } else if let Some((_, _, _, home)) =
-        passwd_by_uid(&passwd, id.uid).and_then(|n| passwd_lookup(&passwd, &n))
+        passwd_by_uid(passwd, id.uid).and_then(|n| passwd_lookup(passwd, &n))
     {
         id.home = Some(home);
     }
