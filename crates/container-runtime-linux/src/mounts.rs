@@ -1,6 +1,9 @@
 //! The container's `-v`/`--mount`/`--tmpfs` mounts as library mounts, and
 //! its `--ulimit`/`--cap-add`/`--cap-drop` as process settings.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use container_api::StateRoot;
 use container_api::config::{MountKind, MountSpec};
 use containerization::Mount;
@@ -33,6 +36,10 @@ fn library_mount(root: &StateRoot, m: &MountSpec) -> Result<Mount> {
                 // The image is attached read-only: never replay a journal
                 // left by an unclean stop (that would write).
                 options.push("noload".into());
+            } else {
+                // Only a writable mount is exclusive (the apiserver checks
+                // that before a start), so only then may the image be fixed.
+                repair_volume(&m.source, &image)?;
             }
             Mount::block("ext4", image, &m.destination, options)
         }
@@ -51,6 +58,58 @@ fn library_mount(root: &StateRoot, m: &MountSpec) -> Result<Mount> {
             Mount::any("tmpfs", "tmpfs", &m.destination, options)
         }
     })
+}
+
+/// Runs `e2fsck -p` on a volume image whose superblock records an error
+/// (an I/O error such as a full host disk under a write, which aborts the
+/// guest's journal): the guest kernel would mount it, but with the error
+/// flag set and whatever the failed writes left. A clean image, the common
+/// case, costs two small reads. A repair `e2fsck -p` cannot make safely
+/// is refused with the command that can.
+fn repair_volume(name: &str, image: &Path) -> Result<()> {
+    let health = containerization_ext4::Health::of(image)?;
+    if !health.needs_check() {
+        return Ok(());
+    }
+    tracing::warn!(
+        volume = name,
+        ?health,
+        "volume has recorded errors, running e2fsck -p"
+    );
+    let out = Command::new("e2fsck")
+        .arg("-p")
+        .arg(image)
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            return Err(ContainerizationError::unsupported(format!(
+                "volume '{name}' has recorded file system errors and e2fsck could not run ({e}): install e2fsprogs, or check {} by hand",
+                image.display()
+            )));
+        }
+    };
+    // 0: clean, 1: errors corrected, 2: corrected (reboot, for a root fs).
+    match out.status.code() {
+        Some(0..=2) => {
+            tracing::info!(volume = name, "e2fsck -p repaired the volume");
+            Ok(())
+        }
+        _ => {
+            let said = String::from_utf8_lossy(&out.stdout);
+            let said = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(ContainerizationError::invalid_state(format!(
+                "volume '{name}' has file system errors that e2fsck -p cannot repair safely ({}): run e2fsck -fy {} with no container using it, or remove the volume",
+                said.trim(),
+                image.display()
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -893,3 +893,162 @@ fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
     assert_eq!(d.run(&["ls", "-a", "-q"]).ok().trim(), "");
     assert_nothing_left(&d);
 }
+
+/// Runs the CLI and fails the test if it has not finished within `secs`
+/// (a VM paused on a full disk would hang it for good).
+fn run_within(d: &Daemon, args: &[&str], secs: u64) -> common::Run {
+    let mut child = d.spawn(args);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} hung for {secs} s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.finish(child, args)
+}
+
+/// Free bytes of the file system holding `p`.
+fn free_bytes(p: &Path) -> u64 {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: statvfs(2) with a NUL-terminated path and a zeroed struct it fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; both pointers are valid for the call.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// The sha256 of `path` in container `id`, as `sha256sum` prints it.
+fn sha_in(d: &Daemon, id: &str, path: &str) -> String {
+    let out = run_within(d, &["exec", id, "sha256sum", path], 120).ok();
+    out.split_whitespace().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_full_disk_under_volume_writes_fails_the_writer_and_keeps_the_volume() {
+    private_mounts();
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::new();
+    mount_tmpfs(d.root.path(), 256);
+    d.run(&["system", "start"]).ok();
+    let archive = work.path().join("busybox.tar");
+    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
+    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
+        .ok();
+    d.run(&["volume", "create", "-s", "192M", "fullvol"]).ok();
+    let image = d.root.path().join("volumes/fullvol/volume.img");
+    assert!(image.is_file(), "{}", image.display());
+    let vol = "fullvol:/data";
+    d.run(&[
+        "run", "-d", "--name", "vw", "-v", vol, BUSYBOX, "sleep", "1000",
+    ])
+    .ok();
+    d.run(&["run", "-d", "--name", "bystander", BUSYBOX, "sleep", "1000"])
+        .ok();
+    // Acknowledged before the disk fills: written and fsynced.
+    run_within(
+        &d,
+        &[
+            "exec",
+            "vw",
+            "dd",
+            "if=/dev/urandom",
+            "of=/data/kept",
+            "bs=1M",
+            "count=4",
+            "conv=fsync",
+        ],
+        120,
+    )
+    .ok();
+    let kept = sha_in(&d, "vw", "/data/kept");
+
+    // Fill the host file system but for 8 MiB; the volume has ~180 MiB free.
+    let filler = d.root.path().join("filler");
+    let fill = free_bytes(d.root.path()).saturating_sub(8 << 20);
+    std::fs::write(&filler, vec![7u8; fill as usize]).unwrap();
+    let started = Instant::now();
+    let w = run_within(
+        &d,
+        &[
+            "exec",
+            "vw",
+            "dd",
+            "if=/dev/urandom",
+            "of=/data/big",
+            "bs=1M",
+            "count=64",
+            "conv=fsync",
+        ],
+        180,
+    );
+    eprintln!(
+        "writer: exit {} after {:?}: {}",
+        w.code,
+        started.elapsed(),
+        w.stderr.trim()
+    );
+    assert_ne!(w.code, 0, "the writer failed: {}", w.stdout);
+    assert!(
+        ["Input/output error", "I/O error", "Read-only file system"]
+            .iter()
+            .any(|m| w.stderr.contains(m)),
+        "the writer was told why: {}",
+        w.stderr
+    );
+
+    // Everything still answers, on the full disk.
+    assert_eq!(sha_in(&d, "vw", "/data/kept"), kept, "fsynced data intact");
+    let ls = d.run(&["ls"]).ok();
+    assert!(ls.contains("vw") && ls.contains("bystander"), "{ls}");
+    run_within(&d, &["exec", "bystander", "echo", "still here"], 120).ok();
+    run_within(&d, &["exec", "vw", "ls", "/data"], 120).ok();
+
+    // Space freed (the daemon's own database shares the full file system:
+    // its writes fail until then): stop and rm work, and a new container
+    // writes and reads the same volume.
+    std::fs::remove_file(&filler).unwrap();
+    run_within(&d, &["stop", "-t", "2", "vw"], 120).ok();
+    assert_eq!(inspect(&d, "vw")["status"], "stopped");
+    run_within(&d, &["rm", "vw"], 60).ok();
+    let out = run_within(
+        &d,
+        &[
+            "run", "--rm", "-v", vol, BUSYBOX, "sh", "-c",
+            "sha256sum /data/kept && dd if=/dev/urandom of=/data/new bs=1M count=8 conv=fsync 2>/dev/null && cat /data/new > /data/copy && sync && cmp /data/new /data/copy && echo written",
+        ],
+        180,
+    )
+    .ok();
+    assert!(out.contains(&kept), "kept survives a new container: {out}");
+    assert!(out.trim_end().ends_with("written"), "{out}");
+    run_within(&d, &["stop", "-t", "2", "bystander"], 120).ok();
+    run_within(&d, &["rm", "bystander"], 60).ok();
+    let fsck = std::process::Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&image)
+        .output()
+        .expect("e2fsck is installed (e2fsprogs)");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn is clean: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    // Nothing of either VM is left (the state root itself is our tmpfs).
+    let me = apiserver(&d);
+    let others: Vec<String> = procs::mentioning(d.root.path().to_str().unwrap())
+        .into_iter()
+        .filter(|p| *p != me)
+        .map(|p| format!("{} {}", p.pid, p.cmdline()))
+        .collect();
+    assert!(others.is_empty(), "processes left: {others:?}");
+    d.run(&["system", "stop"]).ok();
+    let target = std::ffi::CString::new(d.root.path().to_str().unwrap()).unwrap();
+    // SAFETY: umount2(2) of the tmpfs this test mounted in its own namespace.
+    unsafe {
+        libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+    }
+}

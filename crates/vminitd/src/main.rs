@@ -3,17 +3,10 @@
 //! for host tests). Re-executed as `vminitd __vmexec` to set up each
 //! container process (see `container::vmexec`).
 
-mod boot;
-mod container;
-mod listen;
-mod modules;
-mod reaper;
-mod service;
-mod sys;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use vminitd::{boot, container, listen, reaper, service};
 
 /// Command line of the agent.
 #[derive(Debug, Parser)]

@@ -352,7 +352,15 @@ impl QemuVirtualMachineInstance {
                 DiskFormat::Raw => "raw",
                 DiskFormat::Qcow2 => "qcow2",
             };
-            let mut drive = OsString::from(format!("id=d{i},format={fmt},if=none,discard=unmap,"));
+            // QEMU's default (`werror=enospc`) pauses the whole VM when the
+            // host file system fills, which hangs the container and every
+            // command sent to it. `report` hands the error to the guest as
+            // an I/O error instead: the writer's write/fsync fails with EIO,
+            // the guest's ext4 aborts its journal and goes read-only (what
+            // was committed stays), and the VM keeps serving.
+            let mut drive = OsString::from(format!(
+                "id=d{i},format={fmt},if=none,discard=unmap,werror=report,rerror=report,"
+            ));
             if d.read_only {
                 drive.push("readonly=on,");
             }

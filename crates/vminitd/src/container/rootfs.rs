@@ -39,6 +39,92 @@ pub fn in_root(root: &Path, rel: &Path) -> StepResult<PathBuf> {
     Ok(out)
 }
 
+/// One of the spec's mounts, as `setup` performs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStep {
+    /// Where, inside the container root.
+    pub dest: PathBuf,
+    /// File system type (`cgroup` becomes `cgroup2`).
+    pub typ: String,
+    /// Source (the type when the spec has none).
+    pub source: String,
+    /// fstab-style options.
+    pub options: Vec<String>,
+    /// A bind mount (by type or option).
+    pub bind: bool,
+    /// A failure is ignored (optional kernel features: mqueue, cgroup2).
+    pub optional: bool,
+    /// The mount is a tmpfs on /dev, to be populated with device nodes.
+    pub dev_tmpfs: bool,
+}
+
+/// The spec's mounts under `root`, checked (no destination leaves the
+/// root) but not performed.
+pub fn mount_plan(spec: &Spec, root: &Path) -> StepResult<Vec<MountStep>> {
+    let mut out = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let dest = in_root(root, m.destination())?;
+        let typ = m.typ().clone().unwrap_or_default();
+        let options = m.options().clone().unwrap_or_default();
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.clone());
+        let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let dev_tmpfs = m.destination() == Path::new("/dev") && typ == "tmpfs";
+        let (typ, source) = match typ.as_str() {
+            // The VM runs cgroup v2 only.
+            "cgroup" => ("cgroup2".to_string(), "cgroup2".to_string()),
+            _ => (typ, source),
+        };
+        let optional = matches!(typ.as_str(), "mqueue" | "cgroup2");
+        out.push(MountStep {
+            dest,
+            typ,
+            source,
+            options,
+            bind,
+            optional,
+            dev_tmpfs,
+        });
+    }
+    Ok(out)
+}
+
+/// One of the spec's device nodes, as `setup` creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStep {
+    /// Where, inside the container root.
+    pub path: PathBuf,
+    /// Block, character or FIFO.
+    pub kind: SFlag,
+    /// Permission bits.
+    pub mode: Mode,
+    /// Device number.
+    pub dev: u64,
+}
+
+/// The spec's `linux.devices` under `root`, checked but not created.
+pub fn device_plan(spec: &Spec, root: &Path) -> StepResult<Vec<DeviceStep>> {
+    spec.linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+        .map(|d| {
+            Ok(DeviceStep {
+                path: in_root(root, d.path())?,
+                kind: match d.typ() {
+                    oci_spec::runtime::LinuxDeviceType::B => SFlag::S_IFBLK,
+                    oci_spec::runtime::LinuxDeviceType::P => SFlag::S_IFIFO,
+                    _ => SFlag::S_IFCHR,
+                },
+                mode: Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666)),
+                dev: makedev(d.major() as u64, d.minor() as u64),
+            })
+        })
+        .collect()
+}
+
 /// Builds the container's root and pivots into it.
 pub fn setup(spec: &Spec) -> StepResult {
     let root = spec
@@ -66,62 +152,32 @@ pub fn setup(spec: &Spec) -> StepResult {
         None::<&str>,
     )
     .map_err(|e| format!("cannot bind {}: {e}", root.display()))?;
-    let mut dev_is_tmpfs = false;
-    for m in spec.mounts().iter().flatten() {
-        let dest = in_root(&root, m.destination())?;
-        let typ = m.typ().clone().unwrap_or_default();
-        let options = m.options().clone().unwrap_or_default();
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| typ.clone());
-        let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
-        if bind && Path::new(&source).is_file() {
-            if let Some(parent) = dest.parent() {
+    let mounts = mount_plan(spec, &root)?;
+    for m in &mounts {
+        if m.bind && Path::new(&m.source).is_file() {
+            if let Some(parent) = m.dest.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            if !dest.exists() {
-                let _ = std::fs::File::create(&dest);
+            if !m.dest.exists() {
+                let _ = std::fs::File::create(&m.dest);
             }
         } else {
-            let _ = std::fs::create_dir_all(&dest);
+            let _ = std::fs::create_dir_all(&m.dest);
         }
-        if m.destination() == Path::new("/dev") && typ == "tmpfs" {
-            dev_is_tmpfs = true;
-        }
-        let (typ, source) = match typ.as_str() {
-            // The VM runs cgroup v2 only.
-            "cgroup" => ("cgroup2".to_string(), "cgroup2".to_string()),
-            _ => (typ, source),
-        };
-        if let Err(e) = sys::mount_with_options(&typ, &source, &dest, &options) {
-            // Optional kernel features (mqueue, cgroup namespaces) must not
-            // keep a container from starting.
-            if matches!(typ.as_str(), "mqueue" | "cgroup2") {
+        if let Err(e) = sys::mount_with_options(&m.typ, &m.source, &m.dest, &m.options) {
+            if m.optional {
                 continue;
             }
             return Err(e.to_string());
         }
     }
-    if dev_is_tmpfs {
+    if mounts.iter().any(|m| m.dev_tmpfs) {
         populate_dev(&root.join("dev"))?;
     }
-    for d in spec
-        .linux()
-        .iter()
-        .flat_map(|l| l.devices().iter().flatten())
-    {
-        let path = in_root(&root, d.path())?;
-        let kind = match d.typ() {
-            oci_spec::runtime::LinuxDeviceType::B => SFlag::S_IFBLK,
-            oci_spec::runtime::LinuxDeviceType::P => SFlag::S_IFIFO,
-            _ => SFlag::S_IFCHR,
-        };
-        let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
-        let dev = makedev(d.major() as u64, d.minor() as u64);
-        let _ = std::fs::remove_file(&path);
-        mknod(&path, kind, mode, dev).map_err(|e| format!("mknod {}: {e}", path.display()))?;
+    for d in device_plan(spec, &root)? {
+        let _ = std::fs::remove_file(&d.path);
+        mknod(&d.path, d.kind, d.mode, d.dev)
+            .map_err(|e| format!("mknod {}: {e}", d.path.display()))?;
     }
     pivot(&root)?;
     if let Some(linux) = spec.linux() {

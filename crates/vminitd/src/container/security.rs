@@ -25,9 +25,14 @@ pub struct Identity {
 /// Resolves the process's user: numeric ids, or `username` ("name",
 /// "uid", "name:group", "uid:gid") looked up in the root's /etc/passwd and /etc/group.
 pub fn resolve_user(process: &Process) -> StepResult<Identity> {
-    let user = process.user();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    resolve_user_in(process, &passwd, &group)
+}
+
+/// [`resolve_user`] against the given /etc/passwd and /etc/group texts.
+pub fn resolve_user_in(process: &Process, passwd: &str, group: &str) -> StepResult<Identity> {
+    let user = process.user();
     let mut id = Identity {
         uid: user.uid(),
         gid: user.gid(),
@@ -39,7 +44,7 @@ pub fn resolve_user(process: &Process) -> StepResult<Identity> {
             Some((u, g)) => (u, Some(g)),
             None => (name, None),
         };
-        let entry = passwd_lookup(&passwd, u);
+        let entry = passwd_lookup(passwd, u);
         match (entry, u.parse::<u32>()) {
             (Some(e), _) => {
                 id.uid = e.1;
@@ -50,18 +55,18 @@ pub fn resolve_user(process: &Process) -> StepResult<Identity> {
             (None, Err(_)) => return Err(format!("user {u:?} not found in /etc/passwd")),
         }
         if let Some(g) = g {
-            id.gid = match (group_lookup(&group, g), g.parse::<u32>()) {
+            id.gid = match (group_lookup(group, g), g.parse::<u32>()) {
                 (Some(gid), _) => gid,
                 (None, Ok(n)) => n,
                 (None, Err(_)) => return Err(format!("group {g:?} not found in /etc/group")),
             };
         }
-        let user_name = passwd_by_uid(&passwd, id.uid);
+        let user_name = passwd_by_uid(passwd, id.uid);
         if let Some(user_name) = user_name {
-            id.groups.extend(member_groups(&group, &user_name));
+            id.groups.extend(member_groups(group, &user_name));
         }
     } else if let Some((_, _, _, home)) =
-        passwd_by_uid(&passwd, id.uid).and_then(|n| passwd_lookup(&passwd, &n))
+        passwd_by_uid(passwd, id.uid).and_then(|n| passwd_lookup(passwd, &n))
     {
         id.home = Some(home);
     }
@@ -116,6 +121,23 @@ fn member_groups(group: &str, user: &str) -> Vec<u32> {
 
 /// Applies the spec's rlimits.
 pub fn set_rlimits(process: &Process) -> StepResult {
+    for (name, resource, lim) in rlimits(process)? {
+        // SAFETY: setrlimit reads a valid, initialised rlimit struct.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            return Err(format!(
+                "cannot set {name}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The spec's rlimits as setrlimit arguments: name, resource, limits.
+pub fn rlimits(
+    process: &Process,
+) -> StepResult<Vec<(String, libc::__rlimit_resource_t, libc::rlimit)>> {
+    let mut out = Vec::new();
     for r in process.rlimits().iter().flatten() {
         let name = serde_json::to_value(r.typ())
             .ok()
@@ -144,18 +166,13 @@ pub fn set_rlimits(process: &Process) -> StepResult {
             rlim_cur: r.soft(),
             rlim_max: r.hard(),
         };
-        // SAFETY: setrlimit reads a valid, initialised rlimit struct.
-        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
-            return Err(format!(
-                "cannot set {name}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        out.push((name, resource, lim));
     }
-    Ok(())
+    Ok(out)
 }
 
-fn to_caps(set: &Option<Capabilities>) -> StepResult<CapsHashSet> {
+/// Capability names to the set `caps` applies; unknown names are skipped.
+pub fn to_caps(set: &Option<Capabilities>) -> StepResult<CapsHashSet> {
     let mut out = HashSet::new();
     for c in set.iter().flatten() {
         let name = serde_json::to_value(c)

@@ -69,7 +69,8 @@ fn reply(sock: &mut File, line: &str) -> std::io::Result<()> {
 }
 
 /// Namespaces to create for a new container (network is shared with the VM).
-fn new_namespaces(spec: &Spec) -> CloneFlags {
+/// The namespaces a new container gets (a mount namespace always).
+pub fn new_namespaces(spec: &Spec) -> CloneFlags {
     let mut flags = CloneFlags::CLONE_NEWNS;
     let listed = spec.linux().as_ref().and_then(|l| l.namespaces().clone());
     match listed {
@@ -158,7 +159,7 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
             .iter()
             .flat_map(|l| l.sysctl().iter().flatten())
         {
-            let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+            let path = sysctl_path(key)?;
             std::fs::write(&path, value).map_err(|e| format!("sysctl {key}: {e}"))?;
         }
     }
@@ -232,6 +233,24 @@ fn default_signals() -> StepResult {
         .map_err(|e| format!("clearing the signal mask: {e}"))
 }
 
+/// The /proc/sys file of sysctl `key` (`net.ipv4.ip_forward` or
+/// `net/ipv4/ip_forward`). Only names of /proc/sys entries are accepted:
+/// a key is written as root before privileges are dropped, so `/etc/x`
+/// (which `Path::join` would take as absolute) or `..` must not reach it.
+pub fn sysctl_path(key: &str) -> StepResult<PathBuf> {
+    let ok = !key.is_empty()
+        && key.len() <= 255
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-'))
+        && !key.starts_with(['.', '/'])
+        && key.split(['.', '/']).all(|part| !part.is_empty());
+    if !ok {
+        return Err(format!("invalid sysctl name {key:?}"));
+    }
+    Ok(Path::new("/proc/sys").join(key.replace('.', "/")))
+}
+
 /// Whether the spec carries annotation `key` set to `true`.
 fn annotated(spec: &Spec, key: &str) -> bool {
     spec.annotations()
@@ -241,7 +260,7 @@ fn annotated(spec: &Spec, key: &str) -> bool {
 }
 
 /// The process environment, with PATH and HOME defaulted.
-fn environment(process: &Process, id: &security::Identity) -> Vec<String> {
+pub fn environment(process: &Process, id: &security::Identity) -> Vec<String> {
     let mut env = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={}", vminitd_api::DEFAULT_PATH));
@@ -272,4 +291,33 @@ fn find_program(program: &str, env: &[String]) -> StepResult<PathBuf> {
         }
     }
     Err(format!("exec {program}: not found in PATH"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_names_stay_in_proc_sys() {
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            Path::new("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            sysctl_path("net/core/somaxconn").unwrap(),
+            Path::new("/proc/sys/net/core/somaxconn")
+        );
+        for bad in [
+            "",
+            "/etc/shadow",
+            "..",
+            "kernel..x",
+            ".x",
+            "a/../b",
+            "a b",
+            "x/",
+        ] {
+            assert!(sysctl_path(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -18,7 +18,9 @@ use crate::sys;
 /// Copy-out chunk size.
 const CHUNK: usize = 256 << 10;
 
-fn absolute(path: &str) -> Result<PathBuf> {
+/// A request path: it must be absolute (it is resolved in the container's
+/// root by `in_root`, or in the VM's for the agent's own files).
+pub fn absolute(path: &str) -> Result<PathBuf> {
     if !path.starts_with('/') {
         return Err(ContainerizationError::invalid_argument(format!(
             "path {path:?} must be absolute"
@@ -267,13 +269,7 @@ pub(super) async fn copy_in(
                     Code::InternalError,
                     format!("cannot create {}", path.display()),
                 )?;
-                let mut archive = tar::Archive::new(reader);
-                archive.set_preserve_permissions(true);
-                archive.set_overwrite(true);
-                archive.unpack(&path).context(
-                    Code::InvalidArgument,
-                    format!("cannot extract the archive into {}", path.display()),
-                )
+                unpack_tar(reader, &path)
             }
         }
     }));
@@ -292,6 +288,19 @@ pub(super) async fn copy_in(
         .await
         .map_err(|e| ContainerizationError::internal("the copy task failed").with_cause(e))??;
     Ok(proto::CopyInResponse { bytes: total })
+}
+
+/// Extracts a CopyIn tar stream into the directory `dest`; entries that
+/// would land outside it (`..`, through a symlink, hard links to outside)
+/// are refused by `tar`'s checks.
+pub fn unpack_tar(reader: impl Read, dest: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    archive.unpack(dest).context(
+        Code::InvalidArgument,
+        format!("cannot extract the archive into {}", dest.display()),
+    )
 }
 
 /// A uniquely named temporary file in `dir`.

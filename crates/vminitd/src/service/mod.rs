@@ -1,10 +1,10 @@
 //! The `SandboxContext` service: state shared by the handlers and the tonic
 //! trait implementation, which delegates to one module per concern.
 
-mod fs;
+pub(crate) mod fs;
 mod io;
 mod net;
-mod process;
+pub(crate) mod process;
 mod proxy;
 mod system;
 

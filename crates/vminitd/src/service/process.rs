@@ -106,31 +106,7 @@ impl Agent {
     }
 
     pub(super) fn create_process_impl(&self, r: proto::CreateProcessRequest) -> Result<()> {
-        if r.container_id.is_empty() || r.process_id.is_empty() {
-            return Err(ContainerizationError::invalid_argument(
-                "container id and process id must not be empty",
-            ));
-        }
-        if r.container_id.contains('/') || r.container_id.starts_with('.') {
-            return Err(ContainerizationError::invalid_argument(format!(
-                "invalid container id {:?}",
-                r.container_id
-            )));
-        }
-        let spec: Spec = serde_json::from_slice(&r.oci_spec).map_err(|e| {
-            ContainerizationError::invalid_argument(
-                "the OCI runtime spec is not valid JSON for a spec",
-            )
-            .with_cause(e)
-        })?;
-        let process = spec.process().as_ref().ok_or_else(|| {
-            ContainerizationError::invalid_argument("the OCI runtime spec has no process")
-        })?;
-        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(ContainerizationError::invalid_argument(
-                "the process has no args",
-            ));
-        }
+        let spec = check_create_request(&r)?;
         let mut containers = lock(&self.inner.containers);
         let exec = containers.contains_key(&r.container_id);
         if exec {
@@ -406,6 +382,36 @@ impl Agent {
 
 /// Runs `vminitd __vmexec` and waits until the process has exec'd (or
 /// failed). Returns the container process's pid and a setup error, if any.
+/// The checks of a CreateProcess request that need no state: the ids name
+/// no path, the spec is a runtime spec with a process that has args.
+/// Returns the parsed spec.
+pub fn check_create_request(r: &proto::CreateProcessRequest) -> Result<Spec> {
+    if r.container_id.is_empty() || r.process_id.is_empty() {
+        return Err(ContainerizationError::invalid_argument(
+            "container id and process id must not be empty",
+        ));
+    }
+    if r.container_id.contains('/') || r.container_id.starts_with('.') {
+        return Err(ContainerizationError::invalid_argument(format!(
+            "invalid container id {:?}",
+            r.container_id
+        )));
+    }
+    let spec: Spec = serde_json::from_slice(&r.oci_spec).map_err(|e| {
+        ContainerizationError::invalid_argument("the OCI runtime spec is not valid JSON for a spec")
+            .with_cause(e)
+    })?;
+    let process = spec.process().as_ref().ok_or_else(|| {
+        ContainerizationError::invalid_argument("the OCI runtime spec has no process")
+    })?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(ContainerizationError::invalid_argument(
+            "the process has no args",
+        ));
+    }
+    Ok(spec)
+}
+
 fn spawn_vmexec(
     config: &ExecConfig,
     child: ChildStdio,
