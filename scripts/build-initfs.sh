@@ -9,8 +9,11 @@ out=${1:-$repo/build/initfs.cpio.gz}
 command -v cpio >/dev/null || { echo "build-initfs: cpio missing (apt-get install cpio)" >&2; exit 1; }
 
 if [ -z "${VMINITD_BIN:-}" ]; then
+  # Static and not position-independent: a static-pie relocates itself at
+  # every start, and the agent re-executes itself for each container
+  # process; under TCG that self-relocation was most of an exec's time.
   target_dir=${CARGO_TARGET_DIR:-$repo/target}
-  (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
+  (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" CARGO_TARGET_DIR="$target_dir" \
     cargo build -p vminitd --profile agent --target x86_64-unknown-linux-gnu)
   VMINITD_BIN=$target_dir/x86_64-unknown-linux-gnu/agent/vminitd
 fi

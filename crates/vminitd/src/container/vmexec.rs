@@ -32,6 +32,22 @@ pub const SETUP_FD: i32 = 3;
 
 /// Entry point of `vminitd __vmexec`.
 pub fn main() -> ExitCode {
+    // The agent passes the setup socket's number after ARG; it moves to
+    // SETUP_FD, where the init-holding steps expect it.
+    let passed = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse::<i32>().ok())
+        .unwrap_or(SETUP_FD);
+    if passed != SETUP_FD {
+        // SAFETY: dup2/close of the descriptor the agent passed; no other
+        // descriptor is open at SETUP_FD in this freshly spawned helper.
+        unsafe {
+            if libc::dup2(passed, SETUP_FD) < 0 {
+                return ExitCode::from(127);
+            }
+            libc::close(passed);
+        }
+    }
     // SAFETY: fd 3 is the setup socket the agent placed there; nothing else owns it.
     let mut sock = unsafe { File::from_raw_fd(SETUP_FD) };
     // The exec'd program must not inherit it: its closing signals success.
@@ -222,12 +238,32 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
 /// ignored dispositions survive execve, and the Rust runtime of this helper
 /// ignores SIGPIPE, which would make `yes | head` never end.
 fn default_signals() -> StepResult {
-    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
-    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
-        // SAFETY: restoring SIG_DFL installs no handler code; the helper is
-        // single-threaded here.
-        unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) }
-            .map_err(|e| format!("resetting {sig}: {e}"))?;
+    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+    // The kernel's struct sigaction (handler, flags, restorer, mask): all
+    // zero is SIG_DFL with no flags, whatever the architecture's layout.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct and no old-action
+        // pointer. Raw, because glibc's sigaction refuses its internal
+        // signals 32 and 33, which the spawned helper has ignored.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "resetting signal {sig}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
     }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(|e| format!("clearing the signal mask: {e}"))

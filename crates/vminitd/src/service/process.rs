@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -422,30 +421,31 @@ fn spawn_vmexec(
     let theirs_fd = theirs.as_raw_fd();
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(vmexec::ARG)
+        .arg(theirs_fd.to_string())
         .env_clear()
         .stdin(Stdio::from(child.stdin))
         .stdout(Stdio::from(child.stdout))
         .stderr(Stdio::from(child.stderr));
-    // SAFETY: the closure only calls dup2/fcntl, which are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if theirs_fd == vmexec::SETUP_FD {
-                if libc::fcntl(theirs_fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(theirs_fd, vmexec::SETUP_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let helper = cmd
-        .spawn()
-        .context(Code::InternalError, "cannot run the process setup helper")?;
+    // No pre_exec closure, so std spawns with posix_spawn (a vfork that
+    // shares the agent's memory) instead of copying the agent's page tables,
+    // which costs tens of ms under TCG. The setup socket is inherited by
+    // number: it is the only descriptor made inheritable, and only while
+    // this lock is held, so no other spawn can take it along.
+    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let helper = {
+        let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        nix::fcntl::fcntl(
+            &theirs,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|e| crate::sys::errno_error(e, "cannot pass the setup socket"))?;
+        let spawned = cmd.spawn();
+        drop(cmd);
+        drop(theirs);
+        spawned.context(Code::InternalError, "cannot run the process setup helper")?
+    };
     // The reaper owns all waiting; the helper's own status is not interesting.
     drop(reaper.register(helper.id() as i32));
-    drop(cmd);
-    drop(theirs);
     let json = serde_json::to_vec(config)
         .context(Code::InternalError, "cannot encode the setup request")?;
     ours.write_all(&json)
