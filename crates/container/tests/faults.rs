@@ -145,14 +145,35 @@ fn assert_nothing_left(d: &Daemon) {
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
 }
 
-#[test]
-fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
+/// Loads the busybox fixture image into `d` as `BUSYBOX`.
+fn load_busybox(d: &Daemon) {
     let work = tempfile::tempdir().unwrap();
-    let d = Daemon::started();
     let archive = work.path().join("busybox.tar");
     oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
     d.run(&["image", "load", "-i", archive.to_str().unwrap()])
         .ok();
+}
+
+/// `e2fsck -fn` finds the ext4 image clean.
+fn assert_fsck_clean(image: &Path, when: &str) {
+    let fsck = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .expect("e2fsck is installed (e2fsprogs)");
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn {when}: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}
+
+#[test]
+fn sigkill_of_helper_qemu_and_apiserver_leaves_truthful_state_and_no_orphans() {
+    let work = tempfile::tempdir().unwrap();
+    let d = Daemon::started();
+    load_busybox(&d);
 
     // 1. SIGKILL of the runtime helper: its VM goes with it.
     d.run(&["run", "-d", "--name", "k-helper", BUSYBOX, "sleep", "1000"])
@@ -555,10 +576,7 @@ fn gone_or_stopped(d: &Daemon, id: &str) -> bool {
 fn sigkill_of_the_apiserver_during_rm_and_pull_leaves_no_half_state() {
     let work = tempfile::tempdir().unwrap();
     let d = Daemon::started();
-    let archive = work.path().join("busybox.tar");
-    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
-    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
-        .ok();
+    load_busybox(&d);
 
     // 1. `rm -f` of a running container, cut while the apiserver waits for
     // its helper to power the VM off.
@@ -667,12 +685,8 @@ echo "ok $n bad $bad last $last""#;
 
 #[test]
 fn sigkill_of_qemu_during_volume_writes_loses_no_synced_record() {
-    let work = tempfile::tempdir().unwrap();
     let d = Daemon::started();
-    let archive = work.path().join("busybox.tar");
-    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
-    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
-        .ok();
+    load_busybox(&d);
     d.run(&["volume", "create", "kvol"]).ok();
     let image = d.root.path().join("volumes/kvol/volume.img");
     assert!(image.is_file(), "{}", image.display());
@@ -754,17 +768,7 @@ done"#;
     assert_eq!(ok, last, "the acknowledged file has gaps: {out}");
 
     // Unmounted by that container's stop: the ext4 image is clean.
-    let fsck = std::process::Command::new("e2fsck")
-        .args(["-f", "-n"])
-        .arg(&image)
-        .output()
-        .expect("e2fsck (e2fsprogs) is installed");
-    assert!(
-        fsck.status.success(),
-        "e2fsck -fn after the kill: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    assert_fsck_clean(&image, "after the kill");
 
     d.run(&["rm", "v-writer"]).ok();
     d.run(&["volume", "rm", "kvol"]).ok();
@@ -819,12 +823,8 @@ fn assert_no_network_left(tap: &str, ip: &str) {
 #[test]
 fn taps_rules_and_leases_go_after_a_killed_helper_or_qemu() {
     private_netns();
-    let work = tempfile::tempdir().unwrap();
     let d = Daemon::started();
-    let archive = work.path().join("busybox.tar");
-    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
-    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
-        .ok();
+    load_busybox(&d);
     d.run(&["network", "create", "--subnet", "10.77.0.0/24", "knet"])
         .ok();
     let leases = d.root.path().join("networks/knet.json");
@@ -929,14 +929,10 @@ fn sha_in(d: &Daemon, id: &str, path: &str) -> String {
 #[test]
 fn a_full_disk_under_volume_writes_fails_the_writer_and_keeps_the_volume() {
     private_mounts();
-    let work = tempfile::tempdir().unwrap();
     let d = Daemon::new();
     mount_tmpfs(d.root.path(), 256);
     d.run(&["system", "start"]).ok();
-    let archive = work.path().join("busybox.tar");
-    oci::layout_archive(busybox_layout(), BUSYBOX, &archive);
-    d.run(&["image", "load", "-i", archive.to_str().unwrap()])
-        .ok();
+    load_busybox(&d);
     d.run(&["volume", "create", "-s", "192M", "fullvol"]).ok();
     let image = d.root.path().join("volumes/fullvol/volume.img");
     assert!(image.is_file(), "{}", image.display());
@@ -1026,17 +1022,7 @@ fn a_full_disk_under_volume_writes_fails_the_writer_and_keeps_the_volume() {
     assert!(out.trim_end().ends_with("written"), "{out}");
     run_within(&d, &["stop", "-t", "2", "bystander"], 120).ok();
     run_within(&d, &["rm", "bystander"], 60).ok();
-    let fsck = std::process::Command::new("e2fsck")
-        .args(["-fn"])
-        .arg(&image)
-        .output()
-        .expect("e2fsck is installed (e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "e2fsck -fn is clean: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    assert_fsck_clean(&image, "after the full disk");
     // Nothing of either VM is left (the state root itself is our tmpfs).
     let me = apiserver(&d);
     let others: Vec<String> = procs::mentioning(d.root.path().to_str().unwrap())
