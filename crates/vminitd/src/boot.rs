@@ -76,10 +76,8 @@ pub fn ensure_mount(
 /// agent keeps going: a reachable agent with a missing mount is easier to
 /// diagnose than a VM that never answers.
 pub fn pid1_setup() {
-    // Before leaving the initramfs, where the modules are (first pass only).
-    if std::env::var_os(SWITCHED_ENV).is_none() {
-        crate::modules::load_boot_modules();
-    }
+    // Before leaving the initramfs, where the modules are.
+    crate::modules::load_boot_modules();
     if let Err(e) = leave_initramfs() {
         eprintln!("vminitd: staying on the initramfs root: {e}");
     }
@@ -92,9 +90,10 @@ pub fn pid1_setup() {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if cmdline.split_whitespace().any(|a| a == "vminitd.poweroff") {
         // The bare-boot reference of the boot benchmark: power off at once.
+        eprintln!("vminitd: powering off (uptime {:.3} s)", sys::uptime());
         power_off();
     }
-    eprintln!("vminitd: booting (pid 1)");
+    eprintln!("vminitd: booting (pid 1, uptime {:.3} s)", sys::uptime());
     if let Err(e) = join_own_cgroup() {
         eprintln!("vminitd: cannot create cgroup /vminitd: {e}");
     }
@@ -103,16 +102,13 @@ pub fn pid1_setup() {
     unsafe { std::env::set_var("PATH", vminitd_api::DEFAULT_PATH) };
 }
 
-/// Set in the environment once PID 1 has moved to its tmpfs root.
-const SWITCHED_ENV: &str = "VMINITD_SWITCHED";
-
 /// Moves PID 1 from the initramfs (rootfs, where pivot_root is refused) to
-/// a tmpfs root, as switch_root does, and re-executes itself there, so
-/// containers can pivot_root. The initramfs copy is deleted to free memory.
+/// a tmpfs root, as switch_root does, so containers can pivot_root. The
+/// agent goes on running: it does not re-execute itself from a copy (under
+/// TCG that took 100 ms of every boot). Its initramfs file is unlinked and
+/// lives on only as its mapping, which is the memory a copy would take;
+/// `/proc/self/exe` still reaches it to start `vmexec`.
 fn leave_initramfs() -> Result<(), String> {
-    if std::env::var_os(SWITCHED_ENV).is_some() {
-        return Ok(());
-    }
     let new = Path::new("/newroot");
     std::fs::create_dir_all(new).map_err(|e| format!("mkdir /newroot: {e}"))?;
     nix::mount::mount(
@@ -128,25 +124,13 @@ fn leave_initramfs() -> Result<(), String> {
     ] {
         std::fs::create_dir_all(new.join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
     }
-    std::fs::copy("/sbin/vminitd", new.join("sbin/vminitd"))
-        .map_err(|e| format!("cannot copy /sbin/vminitd: {e}"))?;
-    let _ = std::os::unix::fs::symlink("/sbin/vminitd", new.join("init"));
     let _ = std::fs::remove_file("/sbin/vminitd");
     let _ = std::fs::remove_file("/init");
     std::env::set_current_dir(new).map_err(|e| format!("chdir /newroot: {e}"))?;
     nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
         .map_err(|e| format!("cannot move the tmpfs root: {e}"))?;
     nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
-    let args: Vec<std::ffi::CString> = std::env::args()
-        .filter_map(|a| std::ffi::CString::new(a).ok())
-        .collect();
-    let mut env: Vec<std::ffi::CString> = std::env::vars()
-        .filter_map(|(k, v)| std::ffi::CString::new(format!("{k}={v}")).ok())
-        .collect();
-    env.push(c"VMINITD_SWITCHED=1".to_owned());
-    let e = nix::unistd::execve(c"/sbin/vminitd", &args, &env).unwrap_err();
-    Err(format!("cannot re-execute /sbin/vminitd: {e}"))
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
 /// Points stdio at /dev/console so boot messages reach `logs --boot`.

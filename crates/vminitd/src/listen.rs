@@ -100,7 +100,10 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
                 format!("cannot listen on vsock port {port}"),
             )?;
             tracing::info!("vminitd: serving on vsock port {port}");
-            eprintln!("vminitd: ready on vsock port {port}");
+            eprintln!(
+                "vminitd: ready on vsock port {port} (uptime {:.3} s)",
+                crate::sys::uptime()
+            );
             tokio::spawn(announce_ready());
             let incoming = listener.incoming().map(|r| r.map(VsockConn));
             router.serve_with_incoming(incoming).await.map_err(|e| {

@@ -180,6 +180,14 @@ pub fn is_mount_point(path: &Path) -> bool {
         .any(|mp| mp == wanted)
 }
 
+/// Seconds since the guest kernel booted (CLOCK_BOOTTIME), for the boot
+/// log's milestones.
+pub fn uptime() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

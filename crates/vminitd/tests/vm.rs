@@ -20,15 +20,37 @@ use vminitd_api::{ProcessOutput, Vminitd};
 use common::vm::{launch, require};
 
 async fn collect(c: &Vminitd, id: &str) -> (String, i32) {
-    let mut io = c.process_io(id, id).await.unwrap();
-    c.start_process(id, id).await.unwrap();
+    collect_in(c, id, id).await
+}
+
+/// Starts process `id` of container `cid` and returns its output and code.
+async fn collect_in(c: &Vminitd, cid: &str, id: &str) -> (String, i32) {
+    let mut io = c.process_io(cid, id).await.unwrap();
+    c.start_process(cid, id).await.unwrap();
     let mut out = String::new();
     while let Some(chunk) = io.next().await.unwrap() {
         let (ProcessOutput::Stdout(d) | ProcessOutput::Stderr(d)) = chunk;
         out.push_str(&String::from_utf8_lossy(&d));
     }
-    let code = c.wait_process(id, id, None).await.unwrap().code;
+    let code = c.wait_process(cid, id, None).await.unwrap().code;
     (out, code)
+}
+
+/// The pids in the agent's own cgroup, where a container's exec server
+/// lives (read through CopyOut, from the agent's view).
+async fn agent_cgroup_pids(c: &Vminitd) -> Vec<String> {
+    let mut procs = Vec::new();
+    c.copy_out(
+        "/sys/fs/cgroup/vminitd/cgroup.procs",
+        vminitd_api::CopyMode::Raw,
+        &mut procs,
+    )
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&procs)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +109,64 @@ async fn agent_in_a_microvm() {
     let (out, code) = collect(&client, "c1").await;
     assert_eq!((out.as_str(), code), ("hello from ext4\n1\n", 0));
     client.delete_process("c1", "c1").await.unwrap();
+
+    // Execs into a running container go through its exec server: each is
+    // in the container's pid namespace (pid > 1, only the container's
+    // processes in /proc), its hostname, its cgroup (and cgroup namespace
+    // root) and its root; the server itself is in none of the container's
+    // cgroup or pid namespace, and it is gone once the init exits.
+    let before = agent_cgroup_pids(&client).await;
+    let xs = common::spec(root_path, &["sleep", "600"], false);
+    client
+        .create_process("x", "x", &xs, false, false)
+        .await
+        .unwrap();
+    client.start_process("x", "x").await.unwrap();
+    let during = agent_cgroup_pids(&client).await;
+    assert_eq!(
+        during.len(),
+        before.len() + 1,
+        "the exec server: {during:?}"
+    );
+    let probe = "echo pid=$$; hostname; cat /proc/self/cgroup /proc/1/cgroup; \
+                 echo /proc/[0-9]*; test -e /sbin/vminitd || echo root=container";
+    for i in 0..3 {
+        let id = format!("e{i}");
+        let e = common::spec(root_path, &["sh", "-c", probe], false);
+        client
+            .create_process("x", &id, &e, false, false)
+            .await
+            .unwrap();
+        let (out, code) = collect_in(&client, "x", &id).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(code, 0, "{out}");
+        let pid: u32 = lines[0].strip_prefix("pid=").unwrap().parse().unwrap();
+        assert!(pid > 1, "{out}");
+        assert_eq!(
+            lines[1..],
+            [
+                "ctr",
+                "0::/",
+                "0::/",
+                &format!("/proc/1 /proc/{pid}"),
+                "root=container"
+            ],
+            "{out}"
+        );
+        client.delete_process("x", &id).await.unwrap();
+    }
+    client.signal_process("x", "x", 9).await.unwrap();
+    assert_eq!(client.wait_process("x", "x", None).await.unwrap().code, 137);
+    let mut after = agent_cgroup_pids(&client).await;
+    for _ in 0..100 {
+        if after.len() == before.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = agent_cgroup_pids(&client).await;
+    }
+    assert_eq!(after, before, "the exec server outlived the container");
+    client.delete_process("x", "x").await.unwrap();
 
     // Over its memory limit: OOM-killed, reported as 137.
     let resources = LinuxResourcesBuilder::default()

@@ -59,7 +59,12 @@ impl QemuVirtualMachineManager {
             vhost_device_vsock: "vhost-device-vsock".into(),
             virtiofsd: "virtiofsd".into(),
             accelerator: None,
-            tcg_tb_size_mib: Some(32),
+            // CONTAINER_TCG_TB_MIB overrides it (0: QEMU's default).
+            tcg_tb_size_mib: match std::env::var("CONTAINER_TCG_TB_MIB").map(|v| v.parse::<u32>()) {
+                Ok(Ok(0)) => None,
+                Ok(Ok(mib)) => Some(mib),
+                _ => Some(32),
+            },
             runtime_dir,
         }
     }

@@ -9,3 +9,4 @@ pub mod seccomp;
 pub mod security;
 pub mod stdio;
 pub mod vmexec;
+pub mod zygote;

@@ -23,6 +23,25 @@ use super::rootfs::StepResult;
 
 type Rules = BTreeMap<i64, Vec<SeccompRule>>;
 
+/// The last profile this process compiled, with its programs. A
+/// container's exec server compiles its execs' profile once; the children
+/// it forks find the programs here instead of compiling them again.
+static LAST: std::sync::Mutex<Option<(LinuxSeccomp, Vec<BpfProgram>)>> =
+    std::sync::Mutex::new(None);
+
+/// [`compile`], answered from [`LAST`] when the profile is the same.
+pub fn compile_cached(profile: &LinuxSeccomp) -> StepResult<Vec<BpfProgram>> {
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((p, programs)) = last.as_ref()
+        && p == profile
+    {
+        return Ok(programs.clone());
+    }
+    let programs = compile(profile)?;
+    *last = Some((profile.clone(), programs.clone()));
+    Ok(programs)
+}
+
 /// Compiles `profile` to the BPF programs to install, in order.
 pub fn compile(profile: &LinuxSeccomp) -> StepResult<Vec<BpfProgram>> {
     let arch = target_arch()?;

@@ -1,12 +1,15 @@
 //! `vminitd __vmexec`: the minimal runc-like helper (Apple's `vmexec`).
 //!
 //! The agent spawns it with the process's stdio on fds 0-2 and a setup
-//! socket on fd 3 carrying an [`ExecConfig`]. It joins the cgroup, creates
-//! (or, for an exec, joins) the namespaces, forks so the pid namespace
-//! applies, reports the child's pid and exits. The child builds the root,
-//! switches identity and execs; if any step fails it writes the error on the
-//! socket, which is close-on-exec, so EOF without an error means the exec
-//! succeeded. The agent, PID 1 or a subreaper, inherits the child.
+//! socket on fd 3 carrying an [`ExecConfig`]. For a new container it
+//! creates the namespaces, forks the init as the agent's child (so the pid
+//! namespace applies), reports its pid and stays as the container's exec
+//! server (`zygote`). For an exec without that server it joins the cgroup
+//! and the init's namespaces, forks, reports the pid and exits. The child
+//! builds the root, switches identity and execs; if any step fails it
+//! writes the error on the socket, which is close-on-exec, so EOF without
+//! an error means the exec succeeded. The agent, PID 1 or a subreaper,
+//! reaps the child.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -22,7 +25,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
 use super::rootfs::{self, StepResult};
-use super::{cgroup, init, seccomp, security};
+use super::{cgroup, init, seccomp, security, zygote};
 
 /// The argument that selects this helper.
 pub const ARG: &str = "__vmexec";
@@ -34,10 +37,29 @@ pub const SETUP_FD: i32 = 3;
 pub fn main() -> ExitCode {
     // The agent passes the setup socket's number after ARG; it moves to
     // SETUP_FD, where the init-holding steps expect it.
-    let passed = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse::<i32>().ok())
-        .unwrap_or(SETUP_FD);
+    let fd_arg = |n| std::env::args().nth(n).and_then(|a| a.parse::<i32>().ok());
+    let passed = fd_arg(2).unwrap_or(SETUP_FD);
+    // The exec server's channel, when the agent passed one (a container's
+    // first process). Moved off fd 3 first if it sits there.
+    let channel = fd_arg(3).map(|fd| {
+        let fd = if fd == SETUP_FD {
+            // SAFETY: duplicating a descriptor the agent passed us.
+            let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+            // SAFETY: closing the original, now duplicated.
+            unsafe { libc::close(fd) };
+            moved
+        } else {
+            fd
+        };
+        // SAFETY: the descriptor the agent passed (or its duplicate); only
+        // this helper owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _ = nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        fd
+    });
     if passed != SETUP_FD {
         // SAFETY: dup2/close of the descriptor the agent passed; no other
         // descriptor is open at SETUP_FD in this freshly spawned helper.
@@ -63,9 +85,15 @@ pub fn main() -> ExitCode {
             serde_json::from_slice::<ExecConfig>(&raw)
                 .map_err(|e| format!("invalid setup request: {e}"))
         });
-    let result = config.and_then(|c| run(&c, &mut sock));
+    let result = config.and_then(|c| run(&c, &mut sock, channel));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(server)) => {
+            // The agent's EOF on the setup socket must come from the init's
+            // exec alone.
+            drop(sock);
+            server.serve(child)
+        }
         Err(msg) => {
             let _ = reply(
                 &mut sock,
@@ -130,17 +158,23 @@ fn join_namespaces(pid: i32) -> StepResult {
     Ok(())
 }
 
-fn run(config: &ExecConfig, sock: &mut File) -> StepResult {
+fn run(
+    config: &ExecConfig,
+    sock: &mut File,
+    channel: Option<OwnedFd>,
+) -> StepResult<Option<zygote::Server>> {
+    let Some(pid) = config.join_pid else {
+        return create(config, sock, channel);
+    };
+    // An exec without the container's exec server: join what the init is in.
     if let Some(dir) = &config.cgroup {
         cgroup::join(dir, std::process::id()).map_err(|e| e.to_string())?;
     }
-    match config.join_pid {
-        Some(pid) => join_namespaces(pid)?,
-        None => unshare(new_namespaces(&config.spec)).map_err(|e| format!("unshare: {e}"))?,
-    }
+    join_namespaces(pid)?;
     // SAFETY: this helper is single-threaded, so the child may run any code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { child } => reply(sock, &format!("{REPLY_PID}{child}"))
+            .map(|()| None)
             .map_err(|e| format!("cannot report the pid: {e}")),
         ForkResult::Child => {
             let err = child(config).unwrap_err();
@@ -151,8 +185,61 @@ fn run(config: &ExecConfig, sock: &mut File) -> StepResult {
     }
 }
 
+/// Creates the container: this helper enters its new namespaces (all but
+/// the cgroup one), forks the init as the agent's child, and becomes the
+/// container's exec server when the agent passed a channel.
+fn create(
+    config: &ExecConfig,
+    sock: &mut File,
+    channel: Option<OwnedFd>,
+) -> StepResult<Option<zygote::Server>> {
+    // Opened while the cgroup file system is still in view.
+    let procs = match &config.cgroup {
+        Some(dir) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|e| format!("cannot open cgroup {}: {e}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let flags = new_namespaces(&config.spec);
+    let cgroup = zygote::CgroupEntry {
+        procs,
+        namespace: flags.contains(CloneFlags::CLONE_NEWCGROUP),
+    };
+    // The init's pivot_root moves every process of the mount namespace
+    // whose root and cwd are the old root: this one included.
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let agent_root = zygote::root_id();
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ok();
+    unshare(flags - CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare: {e}"))?;
+    let init = match zygote::fork_sibling()? {
+        Some(pid) => pid,
+        None => {
+            let err = cgroup.enter().and_then(|()| child(config)).unwrap_err();
+            let _ = reply(sock, &format!("{REPLY_ERROR}{}", err.replace('\n', " ")));
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(127) }
+        }
+    };
+    reply(sock, &format!("{REPLY_PID}{init}"))
+        .map_err(|e| format!("cannot report the pid: {e}"))?;
+    Ok(channel.map(|channel| zygote::Server {
+        channel,
+        init,
+        cgroup,
+        agent_root,
+        null,
+    }))
+}
+
 /// Runs in the container's namespaces; only returns on failure.
-fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
+pub fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     let spec = &config.spec;
     default_signals()?;
     nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
@@ -205,7 +292,7 @@ fn child(config: &ExecConfig) -> StepResult<std::convert::Infallible> {
     // no_new_privs when it is set; otherwise before the capabilities are
     // dropped, while CAP_SYS_ADMIN still permits it.
     let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => seccomp::compile(profile)?,
+        Some(profile) => seccomp::compile_cached(profile)?,
         None => Vec::new(),
     };
     let nnp = process.no_new_privileges().unwrap_or(false);

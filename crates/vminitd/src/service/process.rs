@@ -2,7 +2,7 @@
 //! wait, resize, close stdin, delete, statistics.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -44,6 +44,9 @@ pub(super) struct ProcState {
 pub struct Container {
     init_id: String,
     cgroup: Option<PathBuf>,
+    /// The agent's end of the container's exec server channel
+    /// (`container::zygote`), once the init is started.
+    exec_server: Option<Arc<OwnedFd>>,
     processes: std::collections::HashMap<String, Arc<ManagedProcess>>,
 }
 
@@ -166,6 +169,7 @@ impl Agent {
             Container {
                 init_id: r.process_id,
                 cgroup,
+                exec_server: None,
                 processes,
             },
         );
@@ -178,7 +182,7 @@ impl Agent {
         process_id: &str,
     ) -> Result<i32> {
         let proc = self.process(container_id, process_id)?;
-        let (join_pid, cgroup) = {
+        let (join_pid, cgroup, server) = {
             let containers = lock(&self.inner.containers);
             let c = containers.get(container_id).ok_or_else(|| {
                 ContainerizationError::not_found(format!("container {container_id} not found"))
@@ -188,7 +192,7 @@ impl Agent {
             } else {
                 Some(c.running_init(container_id)?)
             };
-            (join_pid, c.cgroup.clone())
+            (join_pid, c.cgroup.clone(), c.exec_server.clone())
         };
         let child = {
             let mut st = lock(&proc.state);
@@ -210,12 +214,34 @@ impl Agent {
             terminal: proc.terminal,
         };
         let reaper = self.inner.reaper.clone();
-        let (pid, error) =
-            tokio::task::spawn_blocking(move || spawn_vmexec(&config, child, &reaper))
-                .await
-                .map_err(|e| {
-                    ContainerizationError::internal("process start task failed").with_cause(e)
-                })??;
+        let start = move || -> Result<_> {
+            if let Some(server) = server {
+                match exec_through_server(&server, &config, &child) {
+                    Ok((None, None)) | Err(_) => {} // gone: a fresh helper
+                    Ok(answer) => return Ok((answer, None)),
+                }
+            }
+            if config.join_pid.is_some() {
+                return spawn_vmexec(&config, child, None, &reaper).map(|a| (a, None));
+            }
+            let (ours, theirs) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| crate::sys::errno_error(e, "cannot create a socket pair"))?;
+            spawn_vmexec(&config, child, Some(theirs), &reaper).map(|a| (a, Some(ours)))
+        };
+        let ((pid, error), server) = tokio::task::spawn_blocking(start).await.map_err(|e| {
+            ContainerizationError::internal("process start task failed").with_cause(e)
+        })??;
+        if let Some(server) = server
+            && pid.is_some()
+            && let Some(c) = lock(&self.inner.containers).get_mut(container_id)
+        {
+            c.exec_server = Some(Arc::new(server));
+        }
         if let Some(pid) = pid {
             lock(&proc.state).pid = Some(pid);
             let rx = self.inner.reaper.register(pid);
@@ -411,48 +437,40 @@ pub fn check_create_request(r: &proto::CreateProcessRequest) -> Result<Spec> {
     Ok(spec)
 }
 
-fn spawn_vmexec(
+/// Asks the container's exec server to fork the process (see
+/// `container::zygote`). `Ok((None, None))`: the server did not answer.
+fn exec_through_server(
+    server: &OwnedFd,
     config: &ExecConfig,
-    child: ChildStdio,
-    reaper: &crate::reaper::Reaper,
+    child: &ChildStdio,
 ) -> Result<(Option<i32>, Option<String>)> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     let (mut ours, theirs) =
         UnixStream::pair().context(Code::InternalError, "cannot create a socket pair")?;
-    let theirs_fd = theirs.as_raw_fd();
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg(vmexec::ARG)
-        .arg(theirs_fd.to_string())
-        .env_clear()
-        .stdin(Stdio::from(child.stdin))
-        .stdout(Stdio::from(child.stdout))
-        .stderr(Stdio::from(child.stderr));
-    // No pre_exec closure, so std spawns with posix_spawn (a vfork that
-    // shares the agent's memory) instead of copying the agent's page tables,
-    // which costs tens of ms under TCG. The setup socket is inherited by
-    // number: it is the only descriptor made inheritable, and only while
-    // this lock is held, so no other spawn can take it along.
-    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let helper = {
-        let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-        nix::fcntl::fcntl(
-            &theirs,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )
-        .map_err(|e| crate::sys::errno_error(e, "cannot pass the setup socket"))?;
-        let spawned = cmd.spawn();
-        drop(cmd);
-        drop(theirs);
-        spawned.context(Code::InternalError, "cannot run the process setup helper")?
-    };
-    // The reaper owns all waiting; the helper's own status is not interesting.
-    drop(reaper.register(helper.id() as i32));
     let json = serde_json::to_vec(config)
         .context(Code::InternalError, "cannot encode the setup request")?;
-    ours.write_all(&json)
-        .and_then(|_| ours.shutdown(std::net::Shutdown::Write))
-        .context(Code::InternalError, "cannot send the setup request")?;
+    let fds = [
+        child.stdin.as_raw_fd(),
+        child.stdout.as_raw_fd(),
+        child.stderr.as_raw_fd(),
+        theirs.as_raw_fd(),
+    ];
+    sendmsg::<()>(
+        server.as_raw_fd(),
+        &[std::io::IoSlice::new(&json)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| crate::sys::errno_error(e, "the exec server is gone"))?;
+    drop(theirs);
+    read_setup_reply(&mut ours)
+}
+
+/// Reads a setup socket to EOF: the pid line and the first error line.
+fn read_setup_reply(sock: &mut UnixStream) -> Result<(Option<i32>, Option<String>)> {
     let mut reply = String::new();
-    ours.read_to_string(&mut reply)
+    sock.read_to_string(&mut reply)
         .context(Code::InternalError, "cannot read the setup reply")?;
     let mut pid = None;
     let mut error = None;
@@ -464,4 +482,55 @@ fn spawn_vmexec(
         }
     }
     Ok((pid, error))
+}
+
+/// Spawns `vminitd __vmexec`; `server` is the exec server's end of its
+/// channel, for a container's first process.
+fn spawn_vmexec(
+    config: &ExecConfig,
+    child: ChildStdio,
+    server: Option<OwnedFd>,
+    reaper: &crate::reaper::Reaper,
+) -> Result<(Option<i32>, Option<String>)> {
+    let (mut ours, theirs) =
+        UnixStream::pair().context(Code::InternalError, "cannot create a socket pair")?;
+    let theirs_fd = theirs.as_raw_fd();
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg(vmexec::ARG).arg(theirs_fd.to_string());
+    if let Some(s) = &server {
+        cmd.arg(s.as_raw_fd().to_string());
+    }
+    cmd.env_clear()
+        .stdin(Stdio::from(child.stdin))
+        .stdout(Stdio::from(child.stdout))
+        .stderr(Stdio::from(child.stderr));
+    // No pre_exec closure, so std spawns with posix_spawn (a vfork that
+    // shares the agent's memory) instead of copying the agent's page tables,
+    // which costs tens of ms under TCG. The setup socket is inherited by
+    // number: it is the only descriptor made inheritable, and only while
+    // this lock is held, so no other spawn can take it along.
+    static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let helper = {
+        let _spawning = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        for fd in std::iter::once(theirs.as_fd()).chain(server.as_ref().map(|s| s.as_fd())) {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .map_err(|e| crate::sys::errno_error(e, "cannot pass the setup socket"))?;
+        }
+        let spawned = cmd.spawn();
+        drop(cmd);
+        drop(theirs);
+        drop(server);
+        spawned.context(Code::InternalError, "cannot run the process setup helper")?
+    };
+    // The reaper owns all waiting; the helper's own status is not interesting.
+    drop(reaper.register(helper.id() as i32));
+    let json = serde_json::to_vec(config)
+        .context(Code::InternalError, "cannot encode the setup request")?;
+    ours.write_all(&json)
+        .and_then(|_| ours.shutdown(std::net::Shutdown::Write))
+        .context(Code::InternalError, "cannot send the setup request")?;
+    read_setup_reply(&mut ours)
 }

@@ -166,9 +166,11 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
         "console=ttyS0 panic=-1 reboot=t quiet loglevel=1 tsc_early_khz={} rdinit=/sbin/vminitd {extra}",
         tsc_khz()
     );
+    // VM_CPU: another -cpu model, for experiments.
+    let cpu = std::env::var("VM_CPU").unwrap_or_else(|_| "max".to_string());
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-M", "microvm,x-option-roms=off,memory-backend=mem0"])
-        .args(["-cpu", "max", "-m", "256", "-smp", "1", "-no-reboot"])
+        .args(["-cpu", &cpu, "-m", "256", "-smp", "1", "-no-reboot"])
         .args(["-display", "none", "-monitor", "none"])
         .args(["-object", "memory-backend-memfd,id=mem0,size=256M,share=on"])
         .arg("-serial")
@@ -214,13 +216,12 @@ impl Vm {
         let deadline = Instant::now() + within;
         // Dial only once the agent has announced itself: CONNECTs sent before
         // the guest's vsock driver is up are what the backend handles worst.
-        while self.ready.accept().is_err() {
-            assert!(
-                Instant::now() < deadline,
+        let ready = tokio::net::UnixListener::from_std(self.ready.try_clone().unwrap()).unwrap();
+        if tokio::time::timeout(within, ready.accept()).await.is_err() {
+            panic!(
                 "the agent did not announce itself within {within:?}; console: {}",
                 std::fs::read_to_string(&self.console).unwrap_or_default()
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut last_error = String::new();
         loop {
