@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Err(_) => log.with_max_level(tracing::Level::INFO).init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers())
         .enable_all()
         .build()
     {
@@ -79,6 +79,15 @@ fn main() -> ExitCode {
             boot::fail(pid1)
         }
     }
+}
+
+/// One worker per vCPU, at most two. A second worker on a one-vCPU VM only
+/// adds cross-thread wake-ups: under TCG they made the Ping round trip
+/// 1.1-1.3 ms instead of 0.94 ms.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(2))
+        .unwrap_or(1)
 }
 
 async fn serve(
