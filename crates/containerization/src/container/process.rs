@@ -81,11 +81,14 @@ impl LinuxProcess {
                     self.id
                 ))
             })?;
-        // Attach before starting: the agent holds output until someone is
-        // attached, so even the first bytes are kept.
-        let io = self.agent.process_io(self.container(), &self.id).await?;
+        // Attach and start at once (one round trip, not two): the agent
+        // leaves the output pipes unread until someone attaches, so the
+        // first bytes wait for the attachment whichever request runs first.
+        let (io, pid) = tokio::try_join!(
+            self.agent.process_io(self.container(), &self.id),
+            self.agent.start_process(self.container(), &self.id)
+        )?;
         *self.pumps.lock().await = Some(start_pumps(io, stdio.0, stdio.1, stdio.2));
-        let pid = self.agent.start_process(self.container(), &self.id).await?;
         self.pid.store(pid, Ordering::SeqCst);
         Ok(())
     }
