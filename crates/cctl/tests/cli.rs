@@ -40,16 +40,7 @@ fn create_then_inspect() {
         .arg(&out)
         .assert()
         .success();
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&out)
-        .output()
-        .expect("e2fsck (install e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    containerization_ext4::e2fsck_check(&out).unwrap_or_else(|e| panic!("{e}"));
     let cat = Command::cargo_bin("cctl")
         .unwrap()
         .args(["ext4", "cat"])
@@ -141,16 +132,7 @@ fn create_from_local_image_store() {
         .arg(&out)
         .assert()
         .success();
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&out)
-        .output()
-        .expect("e2fsck (install e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    containerization_ext4::e2fsck_check(&out).unwrap_or_else(|e| panic!("{e}"));
     let cat = Command::cargo_bin("cctl")
         .unwrap()
         .args(["ext4", "cat"])

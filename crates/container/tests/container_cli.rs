@@ -400,16 +400,7 @@ fn files_of_stopped_containers() {
     assert_eq!(files_helper(&d, "box"), None, "the files-only helper ended");
     // The volume's image is clean after the files VM wrote it.
     let img = d.root.path().join("volumes/boxvol/volume.img");
-    let fsck = std::process::Command::new("e2fsck")
-        .args(["-fn"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    containerization_ext4::e2fsck_check(&img).unwrap_or_else(|e| panic!("{e}"));
 
     // Left alone, a files-only helper ends shortly after its last client.
     d.run(&["cp", "box:/greeting", &h("greeting.out")]).ok();

@@ -156,17 +156,7 @@ fn load_busybox(d: &Daemon) {
 
 /// `e2fsck -fn` finds the ext4 image clean.
 fn assert_fsck_clean(image: &Path, when: &str) {
-    let fsck = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck is installed (e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "e2fsck -fn {when}: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    containerization_ext4::e2fsck_check(image).unwrap_or_else(|e| panic!("{when}: {e}"));
 }
 
 #[test]

@@ -290,15 +290,6 @@ mod tests {
             fs.stat("/bin/ls").unwrap().ino,
             fs.stat("/bin/busybox").unwrap().ino
         );
-        let check = std::process::Command::new("e2fsck")
-            .args(["-fn"])
-            .arg(&out)
-            .output()
-            .expect("e2fsck (apt e2fsprogs, scripts/setup.sh)");
-        assert!(
-            check.status.success(),
-            "e2fsck: {}",
-            String::from_utf8_lossy(&check.stdout)
-        );
+        containerization_ext4::e2fsck_check(&out).unwrap_or_else(|e| panic!("{e}"));
     }
 }

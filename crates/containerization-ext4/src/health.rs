@@ -12,6 +12,27 @@ use containerization_error::{Code, Result, ResultExt};
 
 use crate::layout::{EXTENT_MAGIC, SUPERBLOCK_MAGIC, get16, get32};
 
+/// Runs `e2fsck -fn` on `image` (a full check that changes nothing): `Ok`
+/// when it finds nothing to fix, else its status and report. For tests and
+/// tools that verify an image written by this crate or by a guest.
+pub fn e2fsck_check(image: &Path) -> std::result::Result<(), String> {
+    let out = std::process::Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .map_err(|e| format!("cannot run e2fsck ({e}): install e2fsprogs"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "e2fsck -fn {} failed ({}):\n{}\n{}",
+        image.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
 /// `s_state` bit: errors were detected.
 const STATE_ERROR_FS: u16 = 0x2;
 /// `s_feature_compat` bit: the filesystem has a journal.

@@ -26,7 +26,7 @@ mod xattr;
 pub use formatter::{
     DeviceKind, FormatOptions, FormatStats, Formatter, JournalMode, JournalOptions,
 };
-pub use health::Health;
+pub use health::{Health, e2fsck_check};
 pub use layout::{BLOCK_SIZE, LOST_AND_FOUND_INODE, MAX_NAME_LEN, ROOT_INODE, SUPERBLOCK_MAGIC};
 pub use metadata::{Metadata, Timestamp};
 pub use reader::{DirEntryInfo, Ext4, FileReader, FileType, Stat, SuperblockInfo};

@@ -369,16 +369,7 @@ mod tests {
                 hash.trim_start_matches("sha256:")
             )
         );
-        let fsck = std::process::Command::new("e2fsck")
-            .arg("-fn")
-            .arg(e.image())
-            .output()
-            .expect("e2fsck (apt-get install e2fsprogs)");
-        assert!(
-            fsck.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
+        containerization_ext4::e2fsck_check(e.image()).unwrap_or_else(|e| panic!("{e}"));
         let fs = containerization_ext4::Ext4::open(e.image()).unwrap();
         assert_eq!(fs.read_file("/qemu-aarch64-static").unwrap(), data);
         assert_eq!(

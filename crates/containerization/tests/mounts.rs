@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::process::Command;
 use std::time::Duration;
 
 use containerization::{ContainerManager, LinuxContainer, Mount, Stdio};
@@ -144,16 +143,7 @@ async fn shares_volumes_tmpfs_and_read_only_rootfs() {
     manager.delete("mounts").await.unwrap();
 
     // The volume is clean after stop and holds what the container wrote.
-    let fsck = Command::new("e2fsck")
-        .args(["-fn"])
-        .arg(&volume)
-        .output()
-        .expect("e2fsck (apt-get install e2fsprogs)");
-    assert!(
-        fsck.status.success(),
-        "e2fsck found problems: {}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    containerization_ext4::e2fsck_check(&volume).unwrap_or_else(|e| panic!("{e}"));
     let fs = Ext4::open(&volume).unwrap();
     assert_eq!(fs.read_file("/file").unwrap(), b"persisted\n");
 }

@@ -324,16 +324,8 @@ mod tests {
                 .is_err()
         );
         assert!(!store.path("x").exists(), "bad input changes nothing");
-        let fsck = std::process::Command::new("e2fsck")
-            .arg("-fn")
-            .arg(store.image_path("data"))
-            .output()
-            .expect("e2fsck (apt-get install e2fsprogs)");
-        assert!(
-            fsck.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
+        containerization_ext4::e2fsck_check(&store.image_path("data"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let anon = anonymous_name();
         store
             .create(&anon, BTreeMap::new(), opts, true, None)

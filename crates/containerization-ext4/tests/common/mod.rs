@@ -16,19 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// Runs `e2fsck -fn` and panics with its output unless it exits 0.
 pub fn fsck(image: &Path) {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck not found: install e2fsprogs (apt-get install e2fsprogs)");
-    assert!(
-        out.status.success(),
-        "e2fsck -fn {} failed ({}):\n{}\n{}",
-        image.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    containerization_ext4::e2fsck_check(image).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Runs debugfs requests (one per line) against `image`; returns stdout.
