@@ -28,7 +28,9 @@ impl Args {
     /// arguments: clap's first run costs ~10 ms of boot under TCG).
     fn defaults() -> Args {
         Args {
-            listen: listen::ListenAddr::Vsock(vminitd_api::AGENT_PORT),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is an address"),
             cgroup_root: DEFAULT_CGROUP_ROOT.into(),
         }
     }
@@ -97,4 +99,21 @@ async fn serve(
     let reaper = reaper::Reaper::start()?;
     let agent = service::Agent::new(reaper, args.cgroup_root, pid1);
     listen::serve(args.listen, agent).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_what_the_parser_gives() {
+        let parsed = Args::parse_from(["vminitd"]);
+        let defaults = Args::defaults();
+        assert_eq!(parsed.listen, defaults.listen);
+        assert_eq!(
+            parsed.listen,
+            listen::ListenAddr::Vsock(vminitd_api::AGENT_PORT)
+        );
+        assert_eq!(parsed.cgroup_root, defaults.cgroup_root);
+    }
 }

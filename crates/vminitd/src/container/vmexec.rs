@@ -13,7 +13,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::unistd::{ForkResult, fork};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
+use super::config::{ExecConfig, reply_error, reply_pid};
 use super::rootfs::{self, StepResult};
 use super::{cgroup, init, seccomp, security, zygote};
 
@@ -85,7 +85,7 @@ pub fn main() -> ExitCode {
             serde_json::from_slice::<ExecConfig>(&raw)
                 .map_err(|e| format!("invalid setup request: {e}"))
         });
-    let result = config.and_then(|c| run(&c, &mut sock, channel));
+    let result = config.and_then(|c| run(&c, &sock, channel));
     match result {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(server)) => {
@@ -95,21 +95,10 @@ pub fn main() -> ExitCode {
             server.serve(child)
         }
         Err(msg) => {
-            let _ = reply(
-                &mut sock,
-                &format!("{REPLY_ERROR}{}", msg.replace('\n', " ")),
-            );
+            let _ = reply_error(&sock, &msg);
             ExitCode::from(127)
         }
     }
-}
-
-/// Writes one reply line with a single write(2): the parent (the pid) and
-/// the forked child (an exec error) share the socket, and `writeln!` on an
-/// unbuffered file writes its pieces separately, so the two lines could
-/// interleave ("error " + "pid N" ...).
-fn reply(sock: &mut File, line: &str) -> std::io::Result<()> {
-    sock.write_all(format!("{line}\n").as_bytes())
 }
 
 /// Namespaces to create for a new container (network is shared with the VM).
@@ -160,7 +149,7 @@ fn join_namespaces(pid: i32) -> StepResult {
 
 fn run(
     config: &ExecConfig,
-    sock: &mut File,
+    sock: &File,
     channel: Option<OwnedFd>,
 ) -> StepResult<Option<zygote::Server>> {
     let Some(pid) = config.join_pid else {
@@ -173,12 +162,12 @@ fn run(
     join_namespaces(pid)?;
     // SAFETY: this helper is single-threaded, so the child may run any code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Parent { child } => reply(sock, &format!("{REPLY_PID}{child}"))
+        ForkResult::Parent { child } => reply_pid(sock, child.as_raw())
             .map(|()| None)
             .map_err(|e| format!("cannot report the pid: {e}")),
         ForkResult::Child => {
             let err = child(config).unwrap_err();
-            let _ = reply(sock, &format!("{REPLY_ERROR}{}", err.replace('\n', " ")));
+            let _ = reply_error(sock, &err);
             // SAFETY: _exit ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(127) }
         }
@@ -190,7 +179,7 @@ fn run(
 /// container's exec server when the agent passed a channel.
 fn create(
     config: &ExecConfig,
-    sock: &mut File,
+    sock: &File,
     channel: Option<OwnedFd>,
 ) -> StepResult<Option<zygote::Server>> {
     // Opened while the cgroup file system is still in view.
@@ -222,13 +211,12 @@ fn create(
         Some(pid) => pid,
         None => {
             let err = cgroup.enter().and_then(|()| child(config)).unwrap_err();
-            let _ = reply(sock, &format!("{REPLY_ERROR}{}", err.replace('\n', " ")));
+            let _ = reply_error(sock, &err);
             // SAFETY: _exit ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(127) }
         }
     };
-    reply(sock, &format!("{REPLY_PID}{init}"))
-        .map_err(|e| format!("cannot report the pid: {e}"))?;
+    reply_pid(sock, init).map_err(|e| format!("cannot report the pid: {e}"))?;
     Ok(channel.map(|channel| zygote::Server {
         channel,
         init,

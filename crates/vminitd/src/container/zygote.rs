@@ -25,7 +25,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
-use super::config::{ExecConfig, REPLY_ERROR, REPLY_PID};
+use super::config::{ExecConfig, reply_error, reply_pid};
 use super::rootfs::StepResult;
 
 /// Largest request accepted (a spec with its environment).
@@ -106,25 +106,23 @@ fn spawn(
     child: fn(&ExecConfig) -> StepResult<std::convert::Infallible>,
 ) {
     match fork_sibling() {
-        Ok(Some(pid)) => say(&fds[3], &format!("{REPLY_PID}{pid}")),
+        Ok(Some(pid)) => {
+            let _ = reply_pid(&fds[3], pid);
+        }
         Ok(None) => {
             let err = place_stdio(&fds)
                 .and_then(|()| cgroup.enter())
                 .and_then(|()| child(config))
                 .unwrap_err();
-            say(&fds[3], &format!("{REPLY_ERROR}{}", err.replace('\n', " ")));
+            let _ = reply_error(&fds[3], &err);
             // SAFETY: _exit ends the child without running this process's
             // atexit handlers or destructors.
             unsafe { libc::_exit(127) }
         }
-        Err(e) => say(&fds[3], &format!("{REPLY_ERROR}{e}")),
+        Err(e) => {
+            let _ = reply_error(&fds[3], &e);
+        }
     }
-}
-
-/// Writes one reply line with a single write(2) (the server and its child
-/// share the socket).
-fn say(reply: &OwnedFd, line: &str) {
-    let _ = nix::unistd::write(reply, format!("{line}\n").as_bytes());
 }
 
 /// Moves the received stdio to fds 0-2 and the reply socket to fd 3 (close
@@ -213,7 +211,9 @@ impl Server {
                     }
                     spawn(&config, &self.cgroup, fds, child)
                 }
-                Err(msg) => say(&fds[3], &format!("{REPLY_ERROR}{msg}")),
+                Err(msg) => {
+                    let _ = reply_error(&fds[3], &msg);
+                }
             }
         }
     }
