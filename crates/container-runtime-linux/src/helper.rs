@@ -31,7 +31,7 @@ pub(crate) struct Helper {
     init_stdin: Mutex<Option<File>>,
     pending: Mutex<HashMap<String, Attached>>,
     pub execs: tokio::sync::Mutex<HashMap<String, Arc<LinuxProcess>>>,
-    pub exit: watch::Sender<Option<i32>>,
+    pub exit: InitExit,
     pub started: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
     /// Told when a `Wait` for the init process has its exit code, so the
@@ -69,7 +69,7 @@ impl Helper {
             init_stdin: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             execs: tokio::sync::Mutex::new(HashMap::new()),
-            exit: watch::channel(None).0,
+            exit: InitExit::default(),
             started: std::sync::atomic::AtomicBool::new(false),
             shutdown: Notify::new(),
             exit_delivered: Notify::new(),
@@ -158,7 +158,7 @@ impl Helper {
         if let Err(e) = self.db(|db| db.set_stopped_because(&self.id, code, reason.as_deref())) {
             tracing::error!("recording the exit failed: {e}");
         }
-        let _ = self.exit.send(Some(code.unwrap_or(255)));
+        self.exit.record(code.unwrap_or(255));
         if let Err(e) = self.container.stop().await {
             tracing::warn!("stopping the VM failed: {e}");
         }
@@ -172,21 +172,38 @@ impl Helper {
 
     /// Waits for the init process's exit code, up to `timeout`.
     pub(crate) async fn wait_exit(&self, timeout: Option<Duration>) -> Option<i32> {
-        let mut rx = self.exit.subscribe();
-        let fut = async {
-            loop {
-                if let Some(c) = *rx.borrow_and_update() {
-                    return Some(c);
-                }
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-        };
-        match timeout {
-            Some(t) => tokio::time::timeout(t, fut).await.ok().flatten(),
+        self.exit.wait(timeout).await
+    }
+}
+
+/// The init process's exit code: recorded once, and there for every
+/// waiter, however late it asks (a `run` whose process exits before its
+/// `Wait` arrives must still get the code).
+#[derive(Debug, Default)]
+pub struct InitExit(watch::Sender<Option<i32>>);
+
+impl InitExit {
+    /// Records the exit code. `send_replace`, not `send`: `send` drops the
+    /// value while no receiver is subscribed, and then every later waiter
+    /// would wait forever.
+    pub fn record(&self, code: i32) {
+        self.0.send_replace(Some(code));
+    }
+
+    /// The exit code, once recorded.
+    pub fn get(&self) -> Option<i32> {
+        *self.0.borrow()
+    }
+
+    /// Waits for the exit code, up to `timeout`.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
+        let mut rx = self.0.subscribe();
+        let fut = rx.wait_for(Option::is_some);
+        let got = match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.ok()?,
             None => fut.await,
-        }
+        };
+        got.ok().and_then(|c| *c)
     }
 }
 
@@ -375,7 +392,7 @@ pub(crate) async fn run(root: StateRoot, id: String) -> Result<()> {
             return Err(e);
         }
     }
-    let (exit, _) = watch::channel(None);
+    let exit = InitExit::default();
     let helper = Arc::new(Helper {
         id: id.clone(),
         config,
@@ -449,5 +466,33 @@ impl Security {
             ),
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_exit_recorded_before_anyone_waits_reaches_a_late_waiter() {
+        let exit = InitExit::default();
+        assert_eq!(exit.wait(Some(Duration::from_millis(10))).await, None);
+        // Nobody subscribed at this moment (the race a fast `run` hit).
+        exit.record(3);
+        assert_eq!(exit.get(), Some(3));
+        assert_eq!(exit.wait(Some(Duration::from_secs(5))).await, Some(3));
+        assert_eq!(exit.wait(None).await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_an_exit_recorded_while_it_waits() {
+        let exit = std::sync::Arc::new(InitExit::default());
+        let waiter = {
+            let exit = exit.clone();
+            tokio::spawn(async move { exit.wait(None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        exit.record(0);
+        assert_eq!(waiter.await.unwrap(), Some(0));
     }
 }

@@ -28,7 +28,7 @@ impl RuntimeService {
     }
 
     fn state(&self) -> RuntimeState {
-        let exit = *self.h.exit.borrow();
+        let exit = self.h.exit.get();
         let started = self.h.started.load(Ordering::SeqCst);
         RuntimeState {
             status: match (started, exit) {
@@ -82,7 +82,7 @@ impl Runtime for RuntimeService {
         let req = req.into_inner();
         let pc: ProcessConfig = serde_json::from_str(&req.process_json)
             .map_err(|e| Status::invalid_argument(format!("bad process configuration: {e}")))?;
-        if self.h.exit.borrow().is_some() || !self.h.started.load(Ordering::SeqCst) {
+        if self.h.exit.get().is_some() || !self.h.started.load(Ordering::SeqCst) {
             return Err(self.not_running());
         }
         if self.h.execs.lock().await.contains_key(&req.id) {
@@ -136,7 +136,7 @@ impl Runtime for RuntimeService {
         self.program_runs()?;
         let req = req.into_inner();
         if req.id.is_empty() || req.id == self.h.id {
-            if self.h.exit.borrow().is_some() || !self.h.started.load(Ordering::SeqCst) {
+            if self.h.exit.get().is_some() || !self.h.started.load(Ordering::SeqCst) {
                 return Err(self.not_running());
             }
             self.h.container.kill(req.signal).await?;
@@ -185,7 +185,7 @@ impl Runtime for RuntimeService {
     async fn stop(&self, req: Request<StopRequest>) -> Result<Response<RuntimeState>, Status> {
         self.program_runs()?;
         let req = req.into_inner();
-        if self.h.exit.borrow().is_some() || !self.h.started.load(Ordering::SeqCst) {
+        if self.h.exit.get().is_some() || !self.h.started.load(Ordering::SeqCst) {
             return Err(self.not_running());
         }
         let signal = if req.signal > 0 {
@@ -248,7 +248,7 @@ impl Runtime for RuntimeService {
             return Ok(Response::new(Empty {}));
         }
         let started = self.h.started.load(Ordering::SeqCst);
-        if started && self.h.exit.borrow().is_none() {
+        if started && self.h.exit.get().is_none() {
             // The monitor records the exit and ends the helper.
             let _ = self.h.container.kill(libc::SIGKILL).await;
         } else if !started {

@@ -12,8 +12,15 @@ use std::time::{Duration, Instant};
 
 use super::procs;
 
-/// The longest one CLI command may take (as in the test harness).
-const COMMAND_LIMIT: Duration = Duration::from_secs(600);
+/// The longest one CLI command may take (as in the test harness);
+/// `SOAK_COMMAND_LIMIT` (seconds) overrides it.
+fn command_limit() -> Duration {
+    std::env::var("SOAK_COMMAND_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(600))
+}
 
 /// How long and how hard to soak.
 #[derive(Debug, Clone)]
@@ -89,12 +96,22 @@ impl Plan {
             let _ = pipes.0.read_to_string(&mut o);
             o
         });
-        let deadline = Instant::now() + COMMAND_LIMIT;
+        let limit = command_limit();
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(st) = child.try_wait().expect("waiting for the CLI") {
                 break Some(st);
             }
             if Instant::now() > deadline {
+                // What the stuck container's VM and helper last said.
+                let name = args
+                    .iter()
+                    .position(|a| *a == "--name")
+                    .and_then(|i| args.get(i + 1))
+                    .or(args.last());
+                if let Some(name) = name {
+                    eprintln!("{}", self.diagnose(name));
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -122,11 +139,34 @@ impl Plan {
                 err.trim()
             )),
             None => Err(format!(
-                "`container {}` did not finish within {} s",
+                "`container {}` did not finish within {} s (stderr: {:?})",
                 args.join(" "),
-                COMMAND_LIMIT.as_secs()
+                limit.as_secs(),
+                err.trim()
             )),
         }
+    }
+
+    /// The tails of a container's boot log and helper log, and the
+    /// processes naming it: printed when a command about it hangs.
+    fn diagnose(&self, name: &str) -> String {
+        let tail = |p: PathBuf| {
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| format!("({e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            format!("--- {}:\n{}", p.display(), lines[from..].join("\n"))
+        };
+        let dir = self.root.join("containers").join(name);
+        let ps = procs::mentioning(name)
+            .iter()
+            .map(|p| format!("{} {}", p.pid, p.cmdline()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "soak: `{name}` hangs\n{}\n{}\n--- processes:\n{ps}",
+            tail(dir.join("bootlog")),
+            tail(dir.join("runtime.log"))
+        )
     }
 
     fn apiserver_pid(&self) -> u32 {

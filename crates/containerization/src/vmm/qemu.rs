@@ -199,7 +199,7 @@ impl QemuVirtualMachineInstance {
             tokio::select! {
                 r = listener.accept() => {
                     if r.is_ok() {
-                        let _ = tx.send(true);
+                        tx.send_replace(true);
                     }
                 }
                 _ = exited.wait_for(|e| *e) => {}
@@ -506,7 +506,7 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
                     let _ = child.wait().await;
                 }
             }
-            let _ = exited_tx.send(true);
+            exited_tx.send_replace(true);
         });
         Ok(())
     }
