@@ -180,10 +180,15 @@ pub fn fail(pid1: bool) -> ExitCode {
 
 /// Syncs, unmounts everything it can and powers off. Never returns as PID 1.
 pub fn power_off() {
+    sync_and_unmount();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+}
+
+/// Writes everything out and unmounts all but the root.
+pub fn sync_and_unmount() {
     nix::unistd::sync();
     unmount_all();
     nix::unistd::sync();
-    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
 }
 
 /// Unmounts every mount except the root, deepest first (lazily, so busy

@@ -239,13 +239,22 @@ impl LinuxContainer {
         for r in inner.relays.drain(..) {
             r.abort();
         }
-        if let Some(agent) = inner.agent.take() {
-            // Sync and unmount in the guest so the rootfs is consistent; the
-            // VM powers off by itself after the reply.
-            let _ = tokio::time::timeout(Duration::from_secs(5), agent.shutdown()).await;
-        }
+        // The agent's reply means the guest's file systems are synced and
+        // unmounted: the VM can end at once (its own power-off follows the
+        // reply). Without a reply, give the guest time to power off.
+        let synced = match inner.agent.take() {
+            Some(agent) => {
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(5), agent.shutdown()).await,
+                    Ok(Ok(()))
+                )
+            }
+            None => false,
+        };
         if let Some(mut vm) = inner.vm.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), vm.wait()).await;
+            if !synced {
+                let _ = tokio::time::timeout(Duration::from_secs(5), vm.wait()).await;
+            }
             vm.stop().await?;
         }
         Ok(())

@@ -83,7 +83,7 @@ impl SandboxContext for Agent {
         ok(proto::StandardSetupResponse {})
     }
     async fn shutdown(&self, _: Request<proto::ShutdownRequest>) -> Res<proto::ShutdownResponse> {
-        self.shutdown_impl();
+        self.shutdown_impl().await;
         ok(proto::ShutdownResponse {})
     }
     async fn mount(&self, r: Request<proto::MountRequest>) -> Res<proto::MountResponse> {

@@ -64,16 +64,25 @@ impl Agent {
         Ok(())
     }
 
-    pub(super) fn shutdown_impl(&self) {
+    /// Ends every process, syncs and unmounts before the reply, so the
+    /// reply means the guest's file systems are safe and the host may end
+    /// the VM at once; powers off shortly after the reply in any case.
+    pub(super) async fn shutdown_impl(&self) {
         let pid1 = self.inner.pid1;
-        tokio::spawn(async move {
-            // Let the reply reach the host first.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if pid1 {
+        if pid1 {
+            let _ = tokio::task::spawn_blocking(|| {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(-1),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+                boot::sync_and_unmount();
+            })
+            .await;
+        }
+        tokio::spawn(async move {
+            // Let the reply reach the host first.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if pid1 {
                 boot::power_off();
             }
             std::process::exit(0);
