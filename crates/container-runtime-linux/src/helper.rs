@@ -169,11 +169,6 @@ impl Helper {
             tokio::time::timeout(Duration::from_millis(300), self.exit_delivered.notified()).await;
         self.shutdown.notify_one();
     }
-
-    /// Waits for the init process's exit code, up to `timeout`.
-    pub(crate) async fn wait_exit(&self, timeout: Option<Duration>) -> Option<i32> {
-        self.exit.wait(timeout).await
-    }
 }
 
 /// The init process's exit code: recorded once, and there for every

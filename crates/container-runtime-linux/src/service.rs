@@ -167,7 +167,8 @@ impl Runtime for RuntimeService {
         let exit_code = if id.is_empty() || id == self.h.id {
             let code = self
                 .h
-                .wait_exit(None)
+                .exit
+                .wait(None)
                 .await
                 .ok_or_else(|| Status::internal("the container's exit was not observed"))?;
             self.h.exit_delivered.notify_one();
@@ -195,10 +196,10 @@ impl Runtime for RuntimeService {
         };
         let _ = self.h.container.kill(signal).await;
         let timeout = Duration::from_secs(req.timeout_secs as u64);
-        if self.h.wait_exit(Some(timeout)).await.is_none() {
+        if self.h.exit.wait(Some(timeout)).await.is_none() {
             tracing::info!("init did not exit after signal {signal}; sending SIGKILL");
             let _ = self.h.container.kill(libc::SIGKILL).await;
-            self.h.wait_exit(Some(Duration::from_secs(60))).await;
+            self.h.exit.wait(Some(Duration::from_secs(60))).await;
         }
         Ok(Response::new(RuntimeService::state(self)))
     }

@@ -181,6 +181,11 @@ pub fn fail(pid1: bool) -> ExitCode {
 /// Syncs, unmounts everything it can and powers off. Never returns as PID 1.
 pub fn power_off() {
     sync_and_unmount();
+    halt();
+}
+
+/// Powers off at once (after `sync_and_unmount`).
+pub fn halt() {
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
 }
 

@@ -83,7 +83,8 @@ impl Agent {
             // Let the reply reach the host first.
             tokio::time::sleep(Duration::from_millis(50)).await;
             if pid1 {
-                boot::power_off();
+                // Synced and unmounted above, before the reply.
+                boot::halt();
             }
             std::process::exit(0);
         });
