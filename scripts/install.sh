@@ -4,13 +4,13 @@
 # CONTAINER_KERNEL / CONTAINER_INITFS variables).
 # Usage: install.sh [PREFIX]   (default /usr/local; run as root)
 # Env: CARGO_TARGET_DIR (default target/), KERNEL (default
-#   /var/cache/container-kernel/vmlinux-current), INITFS (default build/initfs.cpio.gz).
+#   /var/cache/container-kernel/vmlinux-current), INITFS (default build/initfs.cpio.lz4).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 prefix=${1:-/usr/local}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 kernel=${KERNEL:-/var/cache/container-kernel/vmlinux-current}
-initfs=${INITFS:-$repo/build/initfs.cpio.gz}
+initfs=${INITFS:-$repo/build/initfs.cpio.lz4}
 
 [ -e "$kernel" ] || { echo "install: $kernel missing (run scripts/build-kernel.sh)" >&2; exit 1; }
 [ -e "$initfs" ] || { echo "install: $initfs missing (run scripts/build-initfs.sh)" >&2; exit 1; }
@@ -41,7 +41,7 @@ if fsd=$(command -v virtiofsd) && [ "$fsd" != "$prefix/bin/virtiofsd" ]; then
   echo "install: $prefix/bin/virtiofsd"
 fi
 # Copy through a temp name so a running VM never sees a half-written kernel.
-for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.cpio.gz"; do
+for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.cpio.lz4"; do
   src=${pair%%:*}; name=${pair##*:}
   install -m 0644 "$src" "$prefix/share/container/.$name.tmp"
   mv "$prefix/share/container/.$name.tmp" "$prefix/share/container/$name"

@@ -15,7 +15,7 @@ step "prerequisites"
 ./scripts/build-kernel.sh >/dev/null
 ./scripts/build-initfs.sh >/dev/null
 export CONTAINER_KERNEL=${CONTAINER_KERNEL:-/var/cache/container-kernel/vmlinux-current}
-export CONTAINER_INITFS=${CONTAINER_INITFS:-$top/build/initfs.cpio.gz}
+export CONTAINER_INITFS=${CONTAINER_INITFS:-$top/build/initfs.cpio.lz4}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -16,6 +16,20 @@ use std::time::{Duration, Instant};
 use containerization::vmm::{QemuVirtualMachineManager, VirtualMachineManager, VmConfig};
 use containerization::{ContainerManager, Kernel, LinuxContainer, Mount, Stdio};
 
+/// Runs of each kind (BENCH_RUNS overrides).
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3)
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
 fn mem_kib(pid: u32) -> (u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field = |name: &str| {
@@ -63,18 +77,13 @@ async fn main() {
     let kernel = Kernel::default_kernel().expect("kernel: run scripts/build-kernel.sh");
     let initfs = containerization::default_initfs().expect("initfs: run scripts/build-initfs.sh");
 
-    // 1. Bare boot-and-power-off of the same kernel (reference).
+    // 1. and 2., interleaved so that both see the same machine: a bare
+    // boot-and-power-off of the same kernel (reference), and a container
+    // running `true` through the library (image already unpacked). Medians
+    // of BENCH_RUNS (default 3): TCG boots vary by 10-20% from one to the next.
     let bare = common::busybox_initfs(dir.path(), "/bin/busybox poweroff -f");
     let mut vmm = QemuVirtualMachineManager::new(kernel.clone(), &bare);
     vmm.init_path = "/init".into();
-    let t = Instant::now();
-    let mut vm = vmm.create(VmConfig::new("bare")).await.unwrap();
-    vm.start().await.unwrap();
-    vm.wait().await.unwrap();
-    let bare_time = t.elapsed();
-    vm.stop().await.unwrap();
-
-    // 2. A container running `true` through the library (image already unpacked).
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
     let reference = &common::load_busybox_image(&root);
@@ -86,13 +95,29 @@ async fn main() {
     )
     .unwrap();
     let _warm = run_true(&manager, "warm", reference).await; // unpacks the snapshot
-    let (run_time, phases) = run_true(&manager, "bench", reference).await;
-    let [root_ms, boot_ms, start_ms, wait_ms, stop_ms] = phases.map(|p| p.as_secs_f64() * 1e3);
+    let (mut bare_times, mut run_times, mut phase_times) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs() {
+        let t = Instant::now();
+        let mut vm = vmm.create(VmConfig::new(format!("bare{i}"))).await.unwrap();
+        vm.start().await.unwrap();
+        vm.wait().await.unwrap();
+        bare_times.push(t.elapsed());
+        vm.stop().await.unwrap();
+        let (run_time, phases) = run_true(&manager, &format!("bench{i}"), reference).await;
+        run_times.push(run_time);
+        phase_times.push(phases);
+    }
+    let phase = |k: usize| median_ms(phase_times.iter().map(|p| p[k]).collect());
+    let (run_ms, bare_ms) = (median_ms(run_times), median_ms(bare_times));
     println!(
-        "run true: {:.0} ms; bare boot: {:.0} ms; ratio {:.2} (target <= 1.2); phases: root {root_ms:.0} ms, VM and agent {boot_ms:.0} ms, start {start_ms:.0} ms, wait {wait_ms:.0} ms, stop {stop_ms:.0} ms",
-        run_time.as_secs_f64() * 1e3,
-        bare_time.as_secs_f64() * 1e3,
-        run_time.as_secs_f64() / bare_time.as_secs_f64()
+        "run true: {run_ms:.0} ms; bare boot: {bare_ms:.0} ms; ratio {:.2} (target <= 1.2; medians of {}); phases: root {:.0} ms, VM and agent {:.0} ms, start {:.0} ms, wait {:.0} ms, stop {:.0} ms",
+        run_ms / bare_ms,
+        runs(),
+        phase(0),
+        phase(1),
+        phase(2),
+        phase(3),
+        phase(4)
     );
 
     // 3. Exec latency and 4. memory of an idle container.
@@ -109,7 +134,7 @@ async fn main() {
     // forks the setup helper, which execs the program), wait (exit seen).
     let (mut lat, mut create, mut start, mut wait) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..10 {
+    for i in 0..30 {
         let t = Instant::now();
         let p = c
             .exec(&format!("e{i}"), |p| {
@@ -129,14 +154,12 @@ async fn main() {
         wait.push(t.elapsed() - started);
         p.delete().await.unwrap();
     }
-    let median_ms = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2].as_secs_f64() * 1e3
-    };
     let min_ms = lat.iter().min().unwrap().as_secs_f64() * 1e3;
+    let first_ms = lat[0].as_secs_f64() * 1e3;
     println!(
-        "exec true: median {:.1} ms, min {min_ms:.1} ms (target median <= 30 ms); phases (medians): create {:.1} ms, start {:.1} ms, wait {:.1} ms",
-        median_ms(lat),
+        "exec true: median {:.1} ms of {}, min {min_ms:.1} ms, first {first_ms:.1} ms (target median <= 30 ms); phases (medians): create {:.1} ms, start {:.1} ms, wait {:.1} ms",
+        median_ms(lat.clone()),
+        lat.len(),
         median_ms(create),
         median_ms(start),
         median_ms(wait),

@@ -195,15 +195,15 @@ impl Kernel {
     }
 }
 
-/// The installed or built initfs (gzip'd cpio with `/sbin/vminitd`):
-/// `$CONTAINER_INITFS`, `/usr/local/share/container/initfs.cpio.gz`, then
-/// `build/initfs.cpio.gz` of this workspace.
+/// The installed or built initfs (LZ4 cpio with `/sbin/vminitd`):
+/// `$CONTAINER_INITFS`, `/usr/local/share/container/initfs.cpio.lz4`, then
+/// `build/initfs.cpio.lz4` of this workspace.
 pub fn default_initfs() -> Result<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/initfs.cpio.gz");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/initfs.cpio.lz4");
     lookup(
         "CONTAINER_INITFS",
         &[
-            PathBuf::from("/usr/local/share/container/initfs.cpio.gz"),
+            PathBuf::from("/usr/local/share/container/initfs.cpio.lz4"),
             workspace,
         ],
         "guest initfs not found: run scripts/build-initfs.sh (or scripts/install.sh), or set CONTAINER_INITFS",

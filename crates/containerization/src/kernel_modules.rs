@@ -603,7 +603,7 @@ mod tests {
     fn combined_initfs_is_cached_and_holds_a_cpio() {
         let dir = tree(true);
         let work = tempfile::tempdir().unwrap();
-        let base = work.path().join("initfs.cpio.gz");
+        let base = work.path().join("initfs.cpio.lz4");
         std::fs::write(&base, b"base!").unwrap();
         let cache = work.path().join("cache");
         let out =

@@ -15,7 +15,7 @@ pub fn kernel() -> Kernel {
     }
 }
 
-/// Builds `dir/initfs.cpio.gz`: busybox-static plus `/init` = `script`.
+/// Builds `dir/initfs.cpio.lz4`: busybox-static plus `/init` = `script`.
 pub fn busybox_initfs(dir: &Path, script: &str) -> PathBuf {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
@@ -32,20 +32,17 @@ pub fn busybox_initfs(dir: &Path, script: &str) -> PathBuf {
     std::fs::write(&init, format!("#!/bin/sh\n{script}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = dir.join("initfs.cpio.gz");
+    let out = dir.join("initfs.cpio.lz4");
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+            "cd '{}' && find . | cpio -o -H newc --quiet | lz4 -l -q > '{}'",
             root.display(),
             out.display()
         ))
         .status()
         .unwrap();
-    assert!(
-        status.success(),
-        "cpio/gzip failed building the test initfs"
-    );
+    assert!(status.success(), "cpio/lz4 failed building the test initfs");
     out
 }
 

@@ -53,7 +53,7 @@ pub fn kernel() -> PathBuf {
 pub fn initfs() -> PathBuf {
     let p = std::env::var_os("CONTAINER_INITFS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("build/initfs.cpio.gz"));
+        .unwrap_or_else(|| workspace().join("build/initfs.cpio.lz4"));
     assert!(
         p.exists(),
         "initfs {} missing: run scripts/build-initfs.sh",
