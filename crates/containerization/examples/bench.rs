@@ -164,7 +164,25 @@ async fn main() {
         median_ms(start),
         median_ms(wait),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // An exec after the container sat idle (what a user typing `exec`
+    // meets; the agent's idle helper threads must not have gone away).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let t = Instant::now();
+    let p = c
+        .exec("after-idle", |p| {
+            p.args = vec!["true".into()];
+            p.stdout = Stdio::Null;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    p.start().await.unwrap();
+    p.wait(None).await.unwrap();
+    println!(
+        "exec true after 12 s idle: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    p.delete().await.unwrap();
     let (mut rss, mut pss) = (0, 0);
     for pid in c.vm_pids().await {
         let (r, p) = mem_kib(pid);

@@ -88,7 +88,7 @@ async fn announce_ready() {
 
 /// Serves the agent until the listener fails.
 pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
-    let router = tonic::transport::Server::builder().add_service(agent.into_server());
+    let router = tonic::transport::Server::builder().add_service(agent.clone().into_server());
     match addr {
         ListenAddr::Vsock(port) => {
             let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(
@@ -104,7 +104,13 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
                 "vminitd: ready on vsock port {port} (uptime {:.3} s)",
                 crate::sys::uptime()
             );
-            tokio::spawn(announce_ready());
+            let warm = agent.clone();
+            tokio::spawn(async move {
+                announce_ready().await;
+                // The guest idles while the host connects: do the slow
+                // first-time work of the first requests now.
+                warm.warm_up().await;
+            });
             let incoming = listener.incoming().map(|r| r.map(VsockConn));
             router.serve_with_incoming(incoming).await.map_err(|e| {
                 ContainerizationError::internal("the gRPC server failed").with_cause(e)

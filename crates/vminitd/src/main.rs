@@ -65,6 +65,10 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers())
+        // An idle blocking-pool thread is kept, not ended after tokio's
+        // default 10 s: under TCG creating it again cost the next exec or
+        // file-system RPC 20-40 ms.
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .enable_all()
         .build()
     {
