@@ -112,7 +112,7 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
     let initfs = std::env::var("CONTAINER_INITFS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| common::workspace().join("build/initfs.cpio.lz4"));
-    std::fs::copy(&initfs, boot.path().join("mine.cpio.gz")).unwrap();
+    std::fs::copy(&initfs, boot.path().join("mine.cpio.lz4")).unwrap();
     std::fs::write(boot.path().join("notes.txt"), "not an initfs").unwrap();
     let r = d.run_in(
         boot.path(),
@@ -120,7 +120,7 @@ fn run_exec_logs_stop_rm_and_apiserver_restart() {
             "run",
             "--rm",
             "--init-image",
-            "mine.cpio.gz",
+            "mine.cpio.lz4",
             &image,
             "echo",
             "own-init",

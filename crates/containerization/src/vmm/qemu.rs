@@ -23,7 +23,7 @@ use crate::kernel_modules::initfs_for_kernel;
 pub struct QemuVirtualMachineManager {
     /// Guest kernel and command line.
     pub kernel: Kernel,
-    /// initramfs (gzip'd cpio) whose init is PID 1.
+    /// initramfs (newc cpio, compressed or not) whose init is PID 1.
     pub initfs: PathBuf,
     /// Path of init inside the initramfs (`rdinit=`).
     pub init_path: String,

@@ -97,8 +97,9 @@ pub struct RunArgs {
     /// Kernel to boot.
     #[arg(short = 'k', long)]
     pub kernel: Option<PathBuf>,
-    /// Guest init filesystem to boot instead of the installed one (a gzip'd
-    /// or plain newc cpio whose /sbin/vminitd is the agent).
+    /// Guest init filesystem to boot instead of the installed one (a newc
+    /// cpio, plain or gzip/LZ4/zstd/xz-compressed, whose /sbin/vminitd is
+    /// the agent).
     #[arg(long = "init-image")]
     pub init_image: Option<PathBuf>,
     /// Resource limit type=soft[:hard].
@@ -398,8 +399,16 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .ok_or_else(|| ContainerizationError::invalid_argument(format!("unknown signal '{s}'")))
 }
 
-/// What an initfs starts with: gzip, or a newc cpio header.
-const INITFS_MAGICS: &[&[u8]] = &[b"\x1f\x8b", b"070701"];
+/// What an initfs starts with: a newc cpio header, or the magic of a
+/// compression the guest kernel unpacks (gzip, LZ4 legacy frame as
+/// `build-initfs.sh` writes, zstd, xz).
+const INITFS_MAGICS: &[&[u8]] = &[
+    b"070701",
+    b"\x1f\x8b",
+    b"\x02\x21\x4c\x18",
+    b"\x28\xb5\x2f\xfd",
+    b"\xfd7zXZ\x00",
+];
 
 /// A file the VM boots from, made absolute (the runtime helper runs
 /// elsewhere) and checked now, so a typo fails before anything is created.
@@ -421,7 +430,7 @@ fn boot_file(path: &Path, flag: &str, magics: Option<&[&[u8]]>) -> Result<String
             })?;
         if !magics.iter().any(|m| head[..n].starts_with(m)) {
             return Err(ContainerizationError::invalid_argument(format!(
-                "{flag} {}: not an initfs (expected a gzip'd or newc cpio archive)",
+                "{flag} {}: not an initfs (expected a newc cpio archive, plain or compressed with gzip, LZ4, zstd or xz)",
                 path.display()
             )));
         }
@@ -432,6 +441,25 @@ fn boot_file(path: &Path, flag: &str, magics: Option<&[&[u8]]>) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initfs_formats_the_kernel_unpacks_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, head: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, head).unwrap();
+            boot_file(&p, "--init-image", Some(INITFS_MAGICS)).map(|_| ())
+        };
+        check("a.cpio", b"070701000000").unwrap();
+        check("a.cpio.gz", b"\x1f\x8b\x08\x00").unwrap();
+        check("a.cpio.lz4", b"\x02\x21\x4c\x18\x00\x00").unwrap();
+        check("a.cpio.zst", b"\x28\xb5\x2f\xfd\x00").unwrap();
+        check("a.cpio.xz", b"\xfd7zXZ\x00\x00").unwrap();
+        let e = check("notes.txt", b"not an initfs").unwrap_err();
+        assert!(e.to_string().contains("not an initfs"), "{e}");
+        let e = check("empty", b"").unwrap_err();
+        assert!(e.to_string().contains("not an initfs"), "{e}");
+    }
 
     #[test]
     fn memory_and_signals_parse() {
