@@ -47,3 +47,5 @@ for pair in "$(readlink -f "$kernel"):vmlinux" "$(readlink -f "$initfs"):initfs.
   mv "$prefix/share/container/.$name.tmp" "$prefix/share/container/$name"
   echo "install: $prefix/share/container/$name"
 done
+# The initfs was a gzip'd cpio under another name before it became LZ4.
+rm -f "$prefix/share/container/initfs.cpio.gz"
