@@ -3,10 +3,12 @@
 //!
 //! Our own kernel has every driver built in. A stock kernel has virtio-mmio,
 //! virtio-blk, vsock, overlayfs, virtiofs ... as modules, which the guest must
-//! load before it can see a device. The library appends them to the initfs:
+//! load before it can see a device. The library adds them to the initfs:
 //! the kernel unpacks concatenated cpio archives one after the other, so the
-//! VM boots `<initfs> + <cpio of /lib/modules/<release>/...>`, made once per
-//! (initfs, kernel release) and cached. vminitd loads whatever it finds under
+//! VM boots `<cpio of /lib/modules/<release>/...> + <initfs>`, made once per
+//! (initfs, kernel release) and cached. The modules come first: an LZ4
+//! (legacy frame) initfs has no end mark, so its decoder must end with the
+//! file, and an archive after it fails to decode. vminitd loads whatever it finds under
 //! `/lib/modules/$(uname -r)` in the order of the trimmed `modules.dep`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,9 +108,10 @@ pub fn cache_dir() -> PathBuf {
         .join("container")
 }
 
-/// `<cache>/initfs-<release>-<key>.cpio`: `initfs`, zero-padded to 4 bytes,
-/// then an uncompressed newc cpio with `names` and their dependencies under
-/// `/lib/modules/<release>/` and a `modules.dep` for exactly those. The key
+/// `<cache>/initfs-<release>-<key>.cpio`: an uncompressed newc cpio with
+/// `names` and their dependencies under `/lib/modules/<release>/` and a
+/// `modules.dep` for exactly those, zero-padded to 4 bytes, then `initfs`
+/// (last, see the module doc). The key
 /// covers the initfs and the module tree, so a rebuilt agent or an updated
 /// kernel package gives a new file.
 pub fn initfs_with_modules(
@@ -119,6 +122,8 @@ pub fn initfs_with_modules(
     cache: &Path,
 ) -> Result<PathBuf> {
     let mut key = Sha256::new();
+    // The layout (modules first) is part of the key.
+    key.update(b"modules, initfs\0");
     key.update(initfs.as_os_str().as_encoded_bytes());
     for p in [initfs, &dir.join("modules.dep")] {
         if let Ok(m) = std::fs::metadata(p) {
@@ -139,12 +144,14 @@ pub fn initfs_with_modules(
     }
     let started = std::time::Instant::now();
     let modules = resolve(dir, names)?;
-    let mut data = std::fs::read(initfs).context(
+    let base = std::fs::read(initfs).context(
         Code::NotFound,
         format!("reading initfs {}", initfs.display()),
     )?;
-    data.resize(data.len().next_multiple_of(4), 0);
+    let mut data = Vec::with_capacity(base.len());
     modules_cpio(&mut data, release, &modules)?;
+    data.resize(data.len().next_multiple_of(4), 0);
+    data.extend_from_slice(&base);
     std::fs::create_dir_all(cache)
         .context(Code::InternalError, format!("creating {}", cache.display()))?;
     crate::write_atomic(&out, &data)?;
@@ -609,10 +616,12 @@ mod tests {
         let out =
             initfs_with_modules(&base, "6.1.0-test", dir.path(), &["virtio_mmio"], &cache).unwrap();
         let data = std::fs::read(&out).unwrap();
+        assert!(data.starts_with(b"070701"), "the modules' cpio first");
         assert!(
-            data.starts_with(b"base!\x00\x00\x00070701"),
-            "base, padding, cpio"
+            data.ends_with(b"TRAILER!!!\0\0\0\0base!"),
+            "then the initfs"
         );
+        assert_eq!((data.len() - 5) % 4, 0, "the initfs starts 4-byte aligned");
         let text = String::from_utf8_lossy(&data);
         for name in [
             "lib/modules/6.1.0-test/kernel/drivers/virtio/virtio_mmio.ko\0",
@@ -628,7 +637,7 @@ mod tests {
         // cpio(1) reads the appended archive back.
         let cpio = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("tail -c +9 '{}' | cpio -t --quiet", out.display()))
+            .arg(format!("cpio -t --quiet < '{}'", out.display()))
             .output()
             .unwrap();
         let listing = String::from_utf8_lossy(&cpio.stdout);
