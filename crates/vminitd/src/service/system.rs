@@ -71,9 +71,10 @@ impl Agent {
     /// (standard setup's slowest step, 20-40 ms; idempotent, so standard
     /// setup doing it again costs one ioctl).
     pub async fn warm_up(&self) {
-        let pid1 = self.inner.pid1;
+        let agent = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if pid1 {
+            let links_set = agent.inner.links_set.blocking_lock();
+            if agent.inner.pid1 && !*links_set {
                 let _ = super::net::set_link("lo", true, 0);
             }
         })
