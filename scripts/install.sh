@@ -15,7 +15,7 @@ initfs=${INITFS:-$repo/build/initfs.cpio.lz4}
 [ -e "$kernel" ] || { echo "install: $kernel missing (run scripts/build-kernel.sh)" >&2; exit 1; }
 [ -e "$initfs" ] || { echo "install: $initfs missing (run scripts/build-initfs.sh)" >&2; exit 1; }
 command -v vhost-device-vsock >/dev/null || \
-  echo "install: warning: vhost-device-vsock not in PATH (cargo install vhost-device-vsock --locked)" >&2
+  echo "install: warning: vhost-device-vsock not in PATH (scripts/install-vhost-device-vsock.sh)" >&2
 
 (cd "$repo" && CARGO_TARGET_DIR="$target_dir" cargo build --release \
   -p cctl -p container -p container-apiserver -p container-runtime-linux 2>&1 | tail -1) || true

@@ -13,7 +13,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 pkgs=(qemu-system-x86 qemu-utils/bookworm linux-source-6.1 busybox-static
       docker-registry skopeo umoci e2fsprogs libseccomp-dev libcap-ng-dev
       flex bison bc libelf-dev libssl-dev lz4 cpio xz-utils nftables iproute2
-      pkg-config apache2-utils curl file build-essential
+      pkg-config apache2-utils curl file build-essential patch
       containerd runc qemu-user-static)
 # Debian's cloud kernel: the library's fallback guest kernel when none of our
 # own is built (vminitd loads its modules), and what tests/cloud_kernel.rs
@@ -46,10 +46,9 @@ for tool in qemu-img qemu-system-x86_64 skopeo docker-registry mkfs.ext4 e2fsck 
 done
 
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v vhost-device-vsock >/dev/null; then
-  log "cargo install vhost-device-vsock"
-  cargo install -q --locked vhost-device-vsock
-fi
+# vhost-device-vsock, patched (see the script); rebuilt when the patch changes.
+log "vhost-device-vsock"
+./scripts/install-vhost-device-vsock.sh
 # virtio-fs daemon for bind mounts (-v /host/dir:/path); builds against
 # libseccomp-dev and libcap-ng-dev.
 if ! command -v virtiofsd >/dev/null; then

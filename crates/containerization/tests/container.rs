@@ -170,7 +170,12 @@ async fn containers_end_to_end() {
     assert_eq!(code, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, n1, _) = exec_output(&long, "n1", "wc -l < /tmp/ticks").await;
+    // A host connection that closes while the VM is paused (as the stdio
+    // connections of a just-finished exec can): the vsock device must
+    // still work after the resume.
+    let extra = long.dial_vsock(vminitd_api::AGENT_PORT).await.unwrap();
     long.pause().await.unwrap();
+    drop(extra);
     assert_eq!(long.state().await, State::Paused);
     let err = long.exec("nope", |p| {
         p.args = vec!["true".into()];
@@ -179,7 +184,12 @@ async fn containers_end_to_end() {
     assert!(err.await.unwrap_err().is_code(Code::InvalidState));
     tokio::time::sleep(Duration::from_secs(3)).await;
     long.resume().await.unwrap();
-    let (_, n2, _) = exec_output(&long, "n2", "wc -l < /tmp/ticks").await;
+    let (_, n2, _) = tokio::time::timeout(
+        Duration::from_secs(60),
+        exec_output(&long, "n2", "wc -l < /tmp/ticks"),
+    )
+    .await
+    .expect("no answer after resume: the vsock device stopped working");
     let (n1, n2): (u64, u64) = (n1.trim().parse().unwrap(), n2.trim().parse().unwrap());
     // 3 s unpaused would add ~60 ticks; paused it adds only what runs
     // between the reads and the pause/resume.

@@ -6,7 +6,7 @@
 //!
 //! Prerequisites (a missing one fails the test naming what provides it):
 //! scripts/build-kernel.sh, scripts/build-initfs.sh,
-//! `cargo install vhost-device-vsock --locked`, qemu-system-x86, e2fsprogs.
+//! `scripts/install-vhost-device-vsock.sh`, qemu-system-x86, e2fsprogs.
 
 mod common;
 

@@ -36,7 +36,7 @@ pub fn check_prerequisites() {
         ),
         (
             "vhost-device-vsock",
-            "cargo install vhost-device-vsock (scripts/setup.sh)",
+            "scripts/install-vhost-device-vsock.sh (run by scripts/setup.sh)",
         ),
     ] {
         let found = std::env::var_os("PATH")

@@ -239,7 +239,7 @@ impl QemuVirtualMachineInstance {
             );
         let mut child = spawn_tied(cmd).map_err(|e| {
             ContainerizationError::not_found(format!(
-                "cannot start {}: install it with `cargo install vhost-device-vsock --locked`",
+                "cannot start {}: install it with scripts/install-vhost-device-vsock.sh",
                 self.manager.vhost_device_vsock.display()
             ))
             .with_cause(e)

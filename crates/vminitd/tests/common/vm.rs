@@ -123,7 +123,7 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
     require("qemu-system-x86_64", "apt-get install qemu-system-x86");
     require(
         "vhost-device-vsock",
-        "cargo install vhost-device-vsock --locked",
+        "scripts/install-vhost-device-vsock.sh",
     );
     let (kernel, initfs) = (kernel(), initfs());
     let dir = tempfile::tempdir().unwrap();
