@@ -10,7 +10,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use containerization::vmm::{QemuVirtualMachineManager, VirtualMachineManager, VmConfig};
@@ -69,6 +68,28 @@ async fn run_true(
     let d = t.elapsed();
     manager.delete(id).await.unwrap();
     (d, [t1, t2 - t1, t3 - t2, t4 - t3, d - t4])
+}
+
+/// Execs `true` in `c` and deletes it; returns the phases: create
+/// (CreateProcess), start (the guest forks the setup helper, which execs
+/// the program), wait (exit seen).
+async fn exec_true(c: &LinuxContainer, id: &str) -> [Duration; 3] {
+    let t = Instant::now();
+    let p = c
+        .exec(id, |p| {
+            p.args = vec!["true".into()];
+            p.stdout = Stdio::Null;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let created = t.elapsed();
+    p.start().await.unwrap();
+    let started = t.elapsed();
+    p.wait(None).await.unwrap();
+    let waited = t.elapsed();
+    p.delete().await.unwrap();
+    [created, started - created, waited - started]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -130,29 +151,15 @@ async fn main() {
         .unwrap();
     c.create().await.unwrap();
     c.start().await.unwrap();
-    // Whole exec, and its phases: create (CreateProcess), start (the guest
-    // forks the setup helper, which execs the program), wait (exit seen).
+    // Whole exec, and its phases (see exec_true).
     let (mut lat, mut create, mut start, mut wait) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..30 {
-        let t = Instant::now();
-        let p = c
-            .exec(&format!("e{i}"), |p| {
-                p.args = vec!["true".into()];
-                p.stdout = Stdio::Null;
-                Ok(())
-            })
-            .await
-            .unwrap();
-        let created = t.elapsed();
-        p.start().await.unwrap();
-        let started = t.elapsed();
-        p.wait(None).await.unwrap();
-        lat.push(t.elapsed());
+        let [created, started, waited] = exec_true(&c, &format!("e{i}")).await;
+        lat.push(created + started + waited);
         create.push(created);
-        start.push(started - created);
-        wait.push(t.elapsed() - started);
-        p.delete().await.unwrap();
+        start.push(started);
+        wait.push(waited);
     }
     let min_ms = lat.iter().min().unwrap().as_secs_f64() * 1e3;
     let first_ms = lat[0].as_secs_f64() * 1e3;
@@ -167,22 +174,11 @@ async fn main() {
     // An exec after the container sat idle (what a user typing `exec`
     // meets; the agent's idle helper threads must not have gone away).
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let t = Instant::now();
-    let p = c
-        .exec("after-idle", |p| {
-            p.args = vec!["true".into()];
-            p.stdout = Stdio::Null;
-            Ok(())
-        })
-        .await
-        .unwrap();
-    p.start().await.unwrap();
-    p.wait(None).await.unwrap();
+    let idle: Duration = exec_true(&c, "after-idle").await.iter().sum();
     println!(
         "exec true after 12 s idle: {:.1} ms",
-        t.elapsed().as_secs_f64() * 1e3
+        idle.as_secs_f64() * 1e3
     );
-    p.delete().await.unwrap();
     let (mut rss, mut pss) = (0, 0);
     for pid in c.vm_pids().await {
         let (r, p) = mem_kib(pid);
@@ -196,5 +192,4 @@ async fn main() {
     );
     c.stop().await.unwrap();
     manager.delete("idle").await.unwrap();
-    let _ = Arc::new(());
 }

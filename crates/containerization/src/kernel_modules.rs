@@ -8,8 +8,9 @@
 //! VM boots `<cpio of /lib/modules/<release>/...> + <initfs>`, made once per
 //! (initfs, kernel release) and cached. The modules come first: an LZ4
 //! (legacy frame) initfs has no end mark, so its decoder must end with the
-//! file, and an archive after it fails to decode. vminitd loads whatever it finds under
-//! `/lib/modules/$(uname -r)` in the order of the trimmed `modules.dep`.
+//! file, and an archive after it fails to decode. vminitd loads whatever it
+//! finds under `/lib/modules/$(uname -r)` in the order of the trimmed
+//! `modules.dep`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -111,9 +112,9 @@ pub fn cache_dir() -> PathBuf {
 /// `<cache>/initfs-<release>-<key>.cpio`: an uncompressed newc cpio with
 /// `names` and their dependencies under `/lib/modules/<release>/` and a
 /// `modules.dep` for exactly those, zero-padded to 4 bytes, then `initfs`
-/// (last, see the module doc). The key
-/// covers the initfs and the module tree, so a rebuilt agent or an updated
-/// kernel package gives a new file.
+/// (last, see the module doc). The key covers the layout, the initfs and the
+/// module tree, so a rebuilt agent or an updated kernel package gives a new
+/// file.
 pub fn initfs_with_modules(
     initfs: &Path,
     release: &str,
@@ -148,7 +149,7 @@ pub fn initfs_with_modules(
         Code::NotFound,
         format!("reading initfs {}", initfs.display()),
     )?;
-    let mut data = Vec::with_capacity(base.len());
+    let mut data = Vec::new();
     modules_cpio(&mut data, release, &modules)?;
     data.resize(data.len().next_multiple_of(4), 0);
     data.extend_from_slice(&base);

@@ -104,7 +104,7 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
                 "vminitd: ready on vsock port {port} (uptime {:.3} s)",
                 crate::sys::uptime()
             );
-            let warm = agent.clone();
+            let warm = agent;
             tokio::spawn(async move {
                 announce_ready().await;
                 // The guest idles while the host connects: do the slow
