@@ -97,9 +97,6 @@ pub fn pid1_setup() {
         power_off();
     }
     eprintln!("vminitd: booting (pid 1, uptime {:.3} s)", sys::uptime());
-    if let Err(e) = join_own_cgroup() {
-        eprintln!("vminitd: cannot create cgroup /vminitd: {e}");
-    }
     raise_nofile();
     // SAFETY: setenv before any other thread exists (no runtime yet).
     unsafe { std::env::set_var("PATH", vminitd_api::DEFAULT_PATH) };
@@ -151,8 +148,21 @@ fn attach_console() {
     }
 }
 
-/// Puts the agent in cgroup /vminitd with a soft memory ceiling, as Apple does.
-fn join_own_cgroup() -> std::io::Result<()> {
+/// Puts the agent in cgroup /vminitd with a soft memory ceiling and a
+/// protected floor, as Apple does; once, when the first container is
+/// created (its processes start there): before that no container can press
+/// on the agent's memory, and at boot it cost 6-9 ms of the time to the
+/// first answered request under TCG.
+pub fn join_own_cgroup() {
+    static JOINED: std::sync::Once = std::sync::Once::new();
+    JOINED.call_once(|| {
+        if let Err(e) = create_own_cgroup() {
+            eprintln!("vminitd: cannot create cgroup /vminitd: {e}");
+        }
+    });
+}
+
+fn create_own_cgroup() -> std::io::Result<()> {
     let dir = Path::new("/sys/fs/cgroup/vminitd");
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())?;

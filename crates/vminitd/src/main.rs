@@ -63,8 +63,7 @@ fn main() -> ExitCode {
         Ok(filter) => log.with_env_filter(filter).init(),
         Err(_) => log.with_max_level(tracing::Level::INFO).init(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+    let runtime = match runtime_builder()
         // An idle blocking-pool thread is kept, not ended after tokio's
         // default 10 s: under TCG creating it again cost the next exec or
         // file-system RPC 20-40 ms.
@@ -87,13 +86,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// One worker per vCPU, at most two. A second worker on a one-vCPU VM only
-/// adds cross-thread wake-ups: under TCG they made the Ping round trip
-/// 1.1-1.3 ms instead of 0.94 ms.
-fn workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(2))
-        .unwrap_or(1)
+/// One vCPU: a current-thread runtime. A worker thread there only adds
+/// cross-thread wake-ups (under TCG they made the Ping round trip 1.1-1.3 ms
+/// instead of 0.94 ms) and its creation (boot bench: PID 1 start to the
+/// first answered Ping 115 ms instead of 132). More vCPUs: one worker per
+/// vCPU, at most two (the heavy work runs on the blocking pool).
+fn runtime_builder() -> tokio::runtime::Builder {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus == 1 {
+        return tokio::runtime::Builder::new_current_thread();
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(cpus.min(2));
+    builder
 }
 
 async fn serve(

@@ -36,9 +36,6 @@ struct Inner {
     containers: Mutex<HashMap<String, process::Container>>,
     env: Mutex<HashMap<String, String>>,
     proxies: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
-    /// Whether the host has set a link up or down; held while it does, so
-    /// the boot warm-up's `lo` up can never undo a request.
-    links_set: tokio::sync::Mutex<bool>,
 }
 
 impl Agent {
@@ -52,7 +49,6 @@ impl Agent {
                 containers: Mutex::new(HashMap::new()),
                 env: Mutex::new(std::env::vars().collect()),
                 proxies: Mutex::new(HashMap::new()),
-                links_set: tokio::sync::Mutex::new(false),
             }),
         }
     }
@@ -228,10 +224,7 @@ impl SandboxContext for Agent {
         &self,
         r: Request<proto::IpLinkSetRequest>,
     ) -> Res<proto::IpLinkSetResponse> {
-        let mut links_set = self.inner.links_set.lock().await;
-        *links_set = true;
         net::link_set(r.into_inner())?;
-        drop(links_set);
         ok(proto::IpLinkSetResponse {})
     }
     async fn ip_addr_add(

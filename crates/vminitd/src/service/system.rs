@@ -64,23 +64,6 @@ impl Agent {
         Ok(())
     }
 
-    /// Work the first requests would otherwise wait for, done while the
-    /// host connects (the guest is idle then): starts the blocking-pool
-    /// thread (file-system RPCs and process starts run there; creating it
-    /// took 20-40 ms of the first such RPC under TCG) and brings `lo` up
-    /// (standard setup's slowest step, 20-40 ms; idempotent, so standard
-    /// setup doing it again costs one ioctl).
-    pub async fn warm_up(&self) {
-        let agent = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let links_set = agent.inner.links_set.blocking_lock();
-            if agent.inner.pid1 && !*links_set {
-                let _ = super::net::set_link("lo", true, 0);
-            }
-        })
-        .await;
-    }
-
     /// Ends every process, syncs and unmounts before the reply, so the
     /// reply means the guest's file systems are safe and the host may end
     /// the VM at once; powers off shortly after the reply in any case.

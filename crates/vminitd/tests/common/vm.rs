@@ -19,6 +19,7 @@ pub struct Vm {
     uds: PathBuf,
     /// Where the agent announces that it listens (`<uds>_AGENT_READY_PORT`).
     ready: UnixListener,
+    announced: std::sync::atomic::AtomicBool,
     procs: Vec<Child>,
     _dir: tempfile::TempDir,
 }
@@ -200,6 +201,7 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
         console,
         uds,
         ready,
+        announced: Default::default(),
         procs,
         _dir: dir,
     }
@@ -211,11 +213,12 @@ impl Vm {
         dial(&self.uds, port)
     }
 
-    /// Connects to the agent, retrying until it answers a Ping.
-    pub async fn connect(&self, within: Duration) -> Vminitd {
-        let deadline = Instant::now() + within;
-        // Dial only once the agent has announced itself: CONNECTs sent before
-        // the guest's vsock driver is up are what the backend handles worst.
+    /// Waits for the agent's announcement that it listens (at once when it
+    /// has been received).
+    pub async fn announced(&self, within: Duration) {
+        if self.announced.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let ready = tokio::net::UnixListener::from_std(self.ready.try_clone().unwrap()).unwrap();
         if tokio::time::timeout(within, ready.accept()).await.is_err() {
             panic!(
@@ -223,6 +226,16 @@ impl Vm {
                 std::fs::read_to_string(&self.console).unwrap_or_default()
             );
         }
+        self.announced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Connects to the agent, retrying until it answers a Ping.
+    pub async fn connect(&self, within: Duration) -> Vminitd {
+        let deadline = Instant::now() + within;
+        // Dial only once the agent has announced itself: CONNECTs sent before
+        // the guest's vsock driver is up are what the backend handles worst.
+        self.announced(within).await;
         let mut last_error = String::new();
         loop {
             match dial(&self.uds, vminitd_api::AGENT_PORT) {
