@@ -79,6 +79,14 @@ pub fn ensure_mount(
 /// agent keeps going: a reachable agent with a missing mount is easier to
 /// diagnose than a VM that never answers.
 pub fn pid1_setup() {
+    // The bare-boot reference of the boot benchmark: `vminitd_poweroff=1` on
+    // the kernel command line (the kernel hands unknown name=value
+    // parameters to PID 1 as its environment) powers off before anything
+    // else, as an init that does nothing would.
+    if std::env::var_os("vminitd_poweroff").is_some() {
+        eprintln!("vminitd: powering off (uptime {:.3} s)", sys::uptime());
+        halt();
+    }
     // Before leaving the initramfs, where the modules are.
     crate::modules::load_boot_modules();
     if let Err(e) = leave_initramfs() {
@@ -90,12 +98,6 @@ pub fn pid1_setup() {
         }
     }
     attach_console();
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    if cmdline.split_whitespace().any(|a| a == "vminitd.poweroff") {
-        // The bare-boot reference of the boot benchmark: power off at once.
-        eprintln!("vminitd: powering off (uptime {:.3} s)", sys::uptime());
-        power_off();
-    }
     eprintln!("vminitd: booting (pid 1, uptime {:.3} s)", sys::uptime());
     raise_nofile();
     // SAFETY: setenv before any other thread exists (no runtime yet).
