@@ -92,7 +92,7 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
 /// Serves each accepted connection as HTTP/2 straight into the generated
 /// gRPC service. tonic's `Server` would wrap it in a router and layers the
 /// agent does not use: under TCG that code cost every boot ~15 ms before
-/// the first answer (boot bench, guest time from PID 1 start).
+/// the first answer (boot bench, guest time).
 async fn accept_loop<S, I>(incoming: I, service: SandboxContextServer<Agent>) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,

@@ -88,8 +88,9 @@ fn main() -> ExitCode {
 
 /// One vCPU: a current-thread runtime. A worker thread there only adds
 /// cross-thread wake-ups (under TCG they made the Ping round trip 1.1-1.3 ms
-/// instead of 0.94 ms) and its creation (boot bench: PID 1 start to the
-/// first answered Ping 115 ms instead of 132). More vCPUs: one worker per
+/// instead of 0.94 ms) and its creation (boot bench, guest time from the
+/// agent's boot mounts to the first answered Ping 115 ms instead of
+/// 132). More vCPUs: one worker per
 /// vCPU, at most two (the heavy work runs on the blocking pool).
 fn runtime_builder() -> tokio::runtime::Builder {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
