@@ -90,8 +90,8 @@ fn main() -> ExitCode {
 /// cross-thread wake-ups (under TCG they made the Ping round trip 1.1-1.3 ms
 /// instead of 0.94 ms) and its creation (boot bench, guest time from the
 /// agent's boot mounts to the first answered Ping 115 ms instead of
-/// 132). More vCPUs: one worker per
-/// vCPU, at most two (the heavy work runs on the blocking pool).
+/// 132). More vCPUs: one worker per vCPU, at most two (the heavy work runs
+/// on the blocking pool).
 fn runtime_builder() -> tokio::runtime::Builder {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus == 1 {
