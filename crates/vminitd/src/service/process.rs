@@ -153,7 +153,7 @@ impl Agent {
             return Ok(());
         }
         if self.inner.pid1 {
-            crate::boot::join_own_cgroup();
+            crate::boot::prepare_for_containers();
         }
         let cgroup = if cgroup::available(&self.inner.cgroup_root) {
             let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());

@@ -55,8 +55,11 @@ impl Agent {
             tracing::info!("standard setup: not PID 1, leaving mounts and links alone");
             return Ok(());
         }
-        for (fstype, source, target, flags, data) in boot::BOOT_MOUNTS.iter().chain(STANDARD_MOUNTS)
-        {
+        let mounts = boot::BOOT_MOUNTS
+            .iter()
+            .chain([&boot::CGROUP_MOUNT])
+            .chain(STANDARD_MOUNTS);
+        for (fstype, source, target, flags, data) in mounts {
             boot::ensure_mount(fstype, source, target, *flags, data)
                 .map_err(ContainerizationError::internal)?;
         }
