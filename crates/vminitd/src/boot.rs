@@ -1,5 +1,6 @@
-//! PID 1 duties at boot: the basic mounts, the console, the agent's own
-//! cgroup and rlimits, and powering off when things go wrong.
+//! PID 1 duties at boot: the basic mounts, the console and rlimits, and
+//! powering off when things go wrong; the cgroup hierarchy and the agent's
+//! own cgroup, prepared with the first container.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;

@@ -87,11 +87,12 @@ fn main() -> ExitCode {
 }
 
 /// One vCPU: a current-thread runtime. A worker thread there only adds
-/// cross-thread wake-ups (under TCG they made the Ping round trip 1.1-1.3 ms
-/// instead of 0.94 ms) and its creation (boot bench, guest time from the
-/// agent's boot mounts to the first answered Ping 115 ms instead of
-/// 132). More vCPUs: one worker per vCPU, at most two (the heavy work runs
-/// on the blocking pool).
+/// cross-thread wake-ups and its own creation: under TCG, guest time from
+/// the agent's boot mounts to the first answered Ping 115 ms instead of 132
+/// (boot bench), Ping round trip 1.24 ms instead of 1.32 (medians of 6
+/// runs). More vCPUs: one worker per vCPU, at most two (the heavy work runs
+/// on the blocking pool; a second worker on one vCPU had made the round
+/// trip 1.1-1.3 ms instead of 0.94).
 fn runtime_builder() -> tokio::runtime::Builder {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus == 1 {
