@@ -88,12 +88,8 @@ async fn agent_in_a_microvm() {
         rtts[rtts.len() * 9 / 10].as_secs_f64() * 1000.0
     );
 
-    client.standard_setup().await.unwrap();
-    client.standard_setup().await.unwrap();
-    let st = client.stat("/dev/pts/ptmx").await.unwrap();
-    assert_eq!(st.mode & 0o170000, 0o020000, "devpts is mounted");
-
-    // A container in a mounted ext4 rootfs.
+    // A container in a mounted ext4 rootfs, before standard setup: the
+    // agent mounts the cgroup hierarchy (not mounted at boot) for it.
     let root = "/run/container/c1/rootfs";
     client.mount("ext4", "/dev/vda", root, &[]).await.unwrap();
     let root_path = Path::new(root);
@@ -108,7 +104,17 @@ async fn agent_in_a_microvm() {
         .unwrap();
     let (out, code) = collect(&client, "c1").await;
     assert_eq!((out.as_str(), code), ("hello from ext4\n1\n", 0));
+    let stats = client
+        .container_statistics(&["c1".to_string()])
+        .await
+        .unwrap();
+    assert!(stats[0].memory.is_some(), "c1 has a cgroup: {stats:?}");
     client.delete_process("c1", "c1").await.unwrap();
+
+    client.standard_setup().await.unwrap();
+    client.standard_setup().await.unwrap();
+    let st = client.stat("/dev/pts/ptmx").await.unwrap();
+    assert_eq!(st.mode & 0o170000, 0o020000, "devpts is mounted");
 
     // Execs into a running container go through its exec server: each is
     // in the container's pid namespace (pid > 1, only the container's
