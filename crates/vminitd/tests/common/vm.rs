@@ -19,7 +19,6 @@ pub struct Vm {
     uds: PathBuf,
     /// Where the agent announces that it listens (`<uds>_AGENT_READY_PORT`).
     ready: UnixListener,
-    announced: std::sync::atomic::AtomicBool,
     procs: Vec<Child>,
     _dir: tempfile::TempDir,
 }
@@ -201,7 +200,6 @@ pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
         console,
         uds,
         ready,
-        announced: Default::default(),
         procs,
         _dir: dir,
     }
@@ -213,12 +211,8 @@ impl Vm {
         dial(&self.uds, port)
     }
 
-    /// Waits for the agent's announcement that it listens (at once when it
-    /// has been received).
+    /// Waits for the agent's announcement that it listens.
     pub async fn announced(&self, within: Duration) {
-        if self.announced.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
         let ready = tokio::net::UnixListener::from_std(self.ready.try_clone().unwrap()).unwrap();
         if tokio::time::timeout(within, ready.accept()).await.is_err() {
             panic!(
@@ -226,8 +220,6 @@ impl Vm {
                 std::fs::read_to_string(&self.console).unwrap_or_default()
             );
         }
-        self.announced
-            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Connects to the agent, retrying until it answers a Ping.
@@ -236,6 +228,17 @@ impl Vm {
         // Dial only once the agent has announced itself: CONNECTs sent before
         // the guest's vsock driver is up are what the backend handles worst.
         self.announced(within).await;
+        self.dial_agent(deadline, within).await
+    }
+
+    /// Connects to an agent that has announced itself (`announced`).
+    pub async fn connect_announced(&self, within: Duration) -> Vminitd {
+        self.dial_agent(Instant::now() + within, within).await
+    }
+
+    /// Dials the agent until it answers a Ping or `deadline` passes
+    /// (`within` names the limit in the failure).
+    async fn dial_agent(&self, deadline: Instant, within: Duration) -> Vminitd {
         let mut last_error = String::new();
         loop {
             match dial(&self.uds, vminitd_api::AGENT_PORT) {
