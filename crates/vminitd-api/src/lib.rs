@@ -22,10 +22,12 @@ pub use types::{CopyMode, DnsConfig, ExitStatus, ProxyTarget, TerminalSize};
 /// The guest vsock port the agent serves on.
 pub const AGENT_PORT: u32 = 1024;
 
-/// Host vsock port the agent connects to once it listens on [`AGENT_PORT`].
-/// Hosts wait for this before dialing: a `CONNECT` sent through a hybrid-vsock
-/// backend before the guest's vsock driver is up can be lost or reset, and
-/// under TCG some backends then keep resetting later dials too.
+/// Host vsock port the agent connects to once it listens on [`AGENT_PORT`],
+/// and serves its API on that connection too (the host's first agent
+/// connection, with no `CONNECT` round trip). Hosts wait for this before
+/// dialing: a `CONNECT` sent through a hybrid-vsock backend before the
+/// guest's vsock driver is up can be lost or reset, and under TCG some
+/// backends then keep resetting later dials too.
 pub const AGENT_READY_PORT: u32 = 1025;
 
 /// Spec annotation asking the agent to run a small init as PID 1 of the

@@ -44,9 +44,9 @@ async fn main() {
         drop(vm);
 
         let mut vm = launch("", None);
-        vm.announced(Duration::from_secs(60)).await;
+        let conn = vm.announced(Duration::from_secs(60)).await;
         announced.push(vm.spawned.elapsed());
-        let client = vm.connect_announced(Duration::from_secs(60)).await;
+        let client = vm.connect_announced(conn, Duration::from_secs(60)).await;
         ready.push(vm.spawned.elapsed());
         ready_up.push(console_uptime(&vm.console, "ready on vsock"));
         pid1_up.push(console_uptime_after(&vm.console, "booting", "started at "));

@@ -781,7 +781,7 @@ fn share_source(source: &str) -> Result<(std::path::PathBuf, Option<String>)> {
 
 /// Connects to the agent, redialing on reconnects.
 async fn connect_agent(dialer: VsockDialer) -> Result<Vminitd> {
-    let first = dialer.dial(Vminitd::PORT, AGENT_TIMEOUT).await?;
+    let first = dialer.dial_agent(AGENT_TIMEOUT).await?;
     let slot = Arc::new(std::sync::Mutex::new(Some(first)));
     Vminitd::connect_with(move || {
         let dialer = dialer.clone();

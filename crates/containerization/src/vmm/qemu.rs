@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -13,7 +14,7 @@ use tracing::debug;
 use super::accel::{Accelerator, host_tsc_khz, probe_accelerator};
 use super::qmp::Qmp;
 use super::spawn::{Reaper, spawn_tied};
-use super::vsock::{VsockDialer, VsockTransport};
+use super::vsock::{Announcement, VsockDialer, VsockTransport};
 use super::{DiskFormat, VirtualMachineInstance, VirtualMachineManager, VmConfig, VmState};
 use crate::kernel::{Kernel, default_initfs};
 use crate::kernel_modules::initfs_for_kernel;
@@ -115,8 +116,8 @@ pub struct QemuVirtualMachineInstance {
     kill: Option<oneshot::Sender<()>>,
     exited: watch::Receiver<bool>,
     exited_tx: Option<watch::Sender<bool>>,
-    /// Becomes true when the agent announces it listens (hybrid vsock only).
-    agent_ready: Option<watch::Receiver<bool>>,
+    /// The agent's announcement and connection (hybrid vsock only).
+    announcement: Option<Announcement>,
     _reaper: Option<Reaper>,
 }
 
@@ -169,7 +170,7 @@ impl QemuVirtualMachineInstance {
             kill: None,
             exited,
             exited_tx: Some(exited_tx),
-            agent_ready: None,
+            announcement: None,
             _reaper: Some(reaper),
         })
     }
@@ -190,22 +191,29 @@ impl QemuVirtualMachineInstance {
     /// Listens, before the guest boots, for the agent's announcement on
     /// `AGENT_READY_PORT`, so that dialers never send `CONNECT` to a guest
     /// whose vsock driver is not up yet (such early requests can be lost or
-    /// leave the hybrid backend resetting later connections).
+    /// leave the hybrid backend resetting later connections). The agent
+    /// serves its API on the announcing connection: it is kept for the
+    /// first agent dial (`VsockDialer::dial_agent`).
     fn watch_agent_ready(&mut self) -> Result<()> {
         let listener = self.listen_vsock(vminitd_api::AGENT_READY_PORT)?;
-        let (tx, rx) = watch::channel(false);
+        let (tx, ready) = watch::channel(false);
+        let conn = Arc::new(Mutex::new(None));
+        let slot = conn.clone();
         let mut exited = self.exited.clone();
         tokio::spawn(async move {
             tokio::select! {
                 r = listener.accept() => {
-                    if r.is_ok() {
+                    if let Ok((stream, _)) = r {
+                        if let Ok(mut slot) = slot.lock() {
+                            *slot = Some(stream);
+                        }
                         tx.send_replace(true);
                     }
                 }
                 _ = exited.wait_for(|e| *e) => {}
             }
         });
-        self.agent_ready = Some(rx);
+        self.announcement = Some(Announcement { ready, conn });
         Ok(())
     }
 
@@ -572,7 +580,7 @@ impl VirtualMachineInstance for QemuVirtualMachineInstance {
         Ok(VsockDialer {
             transport,
             exited: self.exited.clone(),
-            ready: self.agent_ready.clone(),
+            announcement: self.announcement.clone(),
             vm_id: self.config.id.clone(),
             bootlog: self.bootlog.clone(),
         })

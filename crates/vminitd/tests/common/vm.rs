@@ -211,28 +211,51 @@ impl Vm {
         dial(&self.uds, port)
     }
 
-    /// Waits for the agent's announcement that it listens.
-    pub async fn announced(&self, within: Duration) {
+    /// Waits for the agent's announcement that it listens: its connection
+    /// to the host, on which it serves its API.
+    pub async fn announced(&self, within: Duration) -> tokio::net::UnixStream {
         let ready = tokio::net::UnixListener::from_std(self.ready.try_clone().unwrap()).unwrap();
-        if tokio::time::timeout(within, ready.accept()).await.is_err() {
-            panic!(
+        match tokio::time::timeout(within, ready.accept()).await {
+            Ok(Ok((conn, _))) => conn,
+            Ok(Err(e)) => panic!("accepting the agent's announcement: {e}"),
+            Err(_) => panic!(
                 "the agent did not announce itself within {within:?}; console: {}",
                 std::fs::read_to_string(&self.console).unwrap_or_default()
-            );
+            ),
         }
     }
 
-    /// Connects to the agent, retrying until it answers a Ping.
+    /// Connects to the agent over its announcing connection (as the library
+    /// does) and checks that it answers a Ping.
     pub async fn connect(&self, within: Duration) -> Vminitd {
-        let deadline = Instant::now() + within;
-        // Dial only once the agent has announced itself: CONNECTs sent before
-        // the guest's vsock driver is up are what the backend handles worst.
-        self.announced(within).await;
-        self.dial_agent(deadline, within).await
+        let conn = self.announced(within).await;
+        self.connect_announced(conn, within).await
     }
 
-    /// Connects to an agent that has announced itself (`announced`).
-    pub async fn connect_announced(&self, within: Duration) -> Vminitd {
+    /// The agent's client over `conn`, its announcing connection, once it
+    /// answered a Ping within `within`.
+    pub async fn connect_announced(
+        &self,
+        conn: tokio::net::UnixStream,
+        within: Duration,
+    ) -> Vminitd {
+        let attempt = tokio::time::timeout(within, async {
+            let c = Vminitd::from_stream(conn).await?;
+            c.ping().await.map(|_| c)
+        });
+        match attempt.await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!("the agent failed on its announcing connection: {e}"),
+            Err(_) => panic!(
+                "the agent did not answer on its announcing connection within {within:?}; console: {}",
+                std::fs::read_to_string(&self.console).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Dials the agent's port (`AGENT_PORT`), as a host reconnecting does,
+    /// once it has announced itself: a second connection.
+    pub async fn dial_agent_port(&self, within: Duration) -> Vminitd {
         self.dial_agent(Instant::now() + within, within).await
     }
 
