@@ -143,8 +143,14 @@ fn leave_initramfs() -> Result<(), String> {
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
-/// Points stdio at /dev/console so boot messages reach `logs --boot`.
+/// Points stdio at /dev/console so boot messages reach `logs --boot`,
+/// unless the kernel did (it opens the initfs's /dev/console for PID 1;
+/// opening it again cost 4 ms of every boot under TCG).
 fn attach_console() {
+    // SAFETY: F_GETFD only reads the descriptor flags of fd 1.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } >= 0 {
+        return;
+    }
     let Ok(console) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -185,13 +191,21 @@ fn create_own_cgroup() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Raises RLIMIT_NOFILE to the kernel's maximum (containers inherit it).
+/// Raises RLIMIT_NOFILE (containers inherit it) to the kernel's default
+/// ceiling, 2^20, or to /proc/sys/fs/nr_open where that is lower (reading
+/// it first cost 2.5 ms of every boot under TCG).
 fn raise_nofile() {
-    let max = std::fs::read_to_string("/proc/sys/fs/nr_open")
+    use nix::sys::resource::{Resource, setrlimit};
+    const DEFAULT_NR_OPEN: u64 = 1 << 20;
+    if setrlimit(Resource::RLIMIT_NOFILE, DEFAULT_NR_OPEN, DEFAULT_NR_OPEN).is_ok() {
+        return;
+    }
+    if let Some(max) = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(1 << 20);
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, max, max);
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, max, max);
+    }
 }
 
 /// Exits on a fatal error; PID 1 powers the VM off instead (exiting would panic the kernel).

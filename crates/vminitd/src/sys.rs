@@ -168,9 +168,46 @@ pub fn errno_error(e: nix::errno::Errno, message: impl Into<String>) -> Containe
     ContainerizationError::new(errno_code(e), message).with_cause(e)
 }
 
-/// True when `path` is a mount point (its device differs from its parent's,
-/// or it is listed in /proc/self/mountinfo).
+/// True when `path` is a mount point: the root of a mount, as `statx`
+/// says (Linux 5.8+); else listed in /proc/self/mountinfo. Generating
+/// mountinfo cost the first check of every boot 7 ms under TCG.
 pub fn is_mount_point(path: &Path) -> bool {
+    match statx_mount_root(path) {
+        Some(root) => root,
+        None => listed_in_mountinfo(path),
+    }
+}
+
+/// `statx`'s mount-root attribute of `path` (symlinks followed); None when
+/// the call fails or the kernel does not report the attribute.
+fn statx_mount_root(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // The raw system call: in the static agent, std's weak reference to
+    // glibc's `statx` left the symbol unresolved (a call to address 0).
+    // SAFETY: `c` is a NUL-terminated path and `stx` points to writable
+    // memory of statx's size; the kernel writes at most that much.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            0,
+            0,
+            stx.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: statx succeeded, so it filled the buffer (zeroed before).
+    let stx = unsafe { stx.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (stx.stx_attributes_mask & bit != 0).then_some(stx.stx_attributes & bit != 0)
+}
+
+fn listed_in_mountinfo(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -191,6 +228,20 @@ pub fn uptime() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_told_from_directories() {
+        assert_eq!(statx_mount_root(Path::new("/proc")), Some(true));
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(is_mount_point(Path::new("/")));
+        assert!(!is_mount_point(Path::new("/proc/self")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert!(!is_mount_point(&dir.path().join("missing")));
+        // The fallback agrees where both answer.
+        assert!(listed_in_mountinfo(Path::new("/proc")));
+        assert!(!listed_in_mountinfo(dir.path()));
+    }
 
     #[test]
     fn options_split_into_flags_and_data() {
