@@ -10,8 +10,17 @@ use nix::mount::MsFlags;
 
 use crate::sys;
 
-/// Filesystems PID 1 mounts before serving: (type, source, target, flags, data).
-pub const BOOT_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
+/// A filesystem to mount: (type, source, target, flags, data).
+pub type MountEntry = (
+    &'static str,
+    &'static str,
+    &'static str,
+    MsFlags,
+    &'static str,
+);
+
+/// Filesystems PID 1 mounts before serving.
+pub const BOOT_MOUNTS: &[MountEntry] = &[
     (
         "proc",
         "proc",
@@ -51,7 +60,7 @@ pub const BOOT_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
 /// uses it before a container exists). favordynmods: moving a process
 /// between cgroups (the agent, every container process) need not wait for
 /// an RCU grace period, which under TCG took ~10 ms each time.
-pub const CGROUP_MOUNT: (&str, &str, &str, MsFlags, &str) = (
+pub const CGROUP_MOUNT: MountEntry = (
     "cgroup2",
     "cgroup2",
     "/sys/fs/cgroup",
@@ -62,13 +71,8 @@ pub const CGROUP_MOUNT: (&str, &str, &str, MsFlags, &str) = (
 );
 
 /// Mounts one filesystem unless something is already mounted there.
-pub fn ensure_mount(
-    fstype: &str,
-    source: &str,
-    target: &str,
-    flags: MsFlags,
-    data: &str,
-) -> Result<(), String> {
+pub fn ensure_mount(entry: &MountEntry) -> Result<(), String> {
+    let &(fstype, source, target, flags, data) = entry;
     let path = Path::new(target);
     if sys::is_mount_point(path) {
         return Ok(());
@@ -97,8 +101,8 @@ pub fn pid1_setup() {
     if let Err(e) = leave_initramfs() {
         eprintln!("vminitd: staying on the initramfs root: {e}");
     }
-    for (fstype, source, target, flags, data) in BOOT_MOUNTS {
-        if let Err(e) = ensure_mount(fstype, source, target, *flags, data) {
+    for entry in BOOT_MOUNTS {
+        if let Err(e) = ensure_mount(entry) {
             eprintln!("vminitd: {e}");
         }
     }
@@ -171,8 +175,7 @@ fn attach_console() {
 pub fn prepare_for_containers() {
     static JOINED: std::sync::Once = std::sync::Once::new();
     JOINED.call_once(|| {
-        let (fstype, source, target, flags, data) = CGROUP_MOUNT;
-        if let Err(e) = ensure_mount(fstype, source, target, flags, data) {
+        if let Err(e) = ensure_mount(&CGROUP_MOUNT) {
             eprintln!("vminitd: {e}");
         }
         if let Err(e) = create_own_cgroup() {

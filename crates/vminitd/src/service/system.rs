@@ -8,12 +8,23 @@ use nix::mount::MsFlags;
 use vminitd_api::proto;
 
 use super::Agent;
-use crate::boot;
+use crate::boot::{self, MountEntry};
 use crate::sys;
 
-/// Mounts `StandardSetup` adds to those of boot (`boot::BOOT_MOUNTS`, which
-/// it also ensures first): (type, source, target, flags, data).
-const STANDARD_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
+/// binfmt_misc, for standard setup and for an emulator's registration.
+const BINFMT_MISC_MOUNT: MountEntry = (
+    "binfmt_misc",
+    "binfmt_misc",
+    "/proc/sys/fs/binfmt_misc",
+    MsFlags::MS_NOSUID
+        .union(MsFlags::MS_NODEV)
+        .union(MsFlags::MS_NOEXEC),
+    "",
+);
+
+/// Mounts `StandardSetup` adds to those of boot (`boot::BOOT_MOUNTS` and
+/// `boot::CGROUP_MOUNT`, which it also ensures first).
+const STANDARD_MOUNTS: &[MountEntry] = &[
     (
         "devpts",
         "devpts",
@@ -35,15 +46,7 @@ const STANDARD_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
         MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
         "mode=1777",
     ),
-    (
-        "binfmt_misc",
-        "binfmt_misc",
-        "/proc/sys/fs/binfmt_misc",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        "",
-    ),
+    BINFMT_MISC_MOUNT,
 ];
 
 impl Agent {
@@ -59,9 +62,8 @@ impl Agent {
             .iter()
             .chain([&boot::CGROUP_MOUNT])
             .chain(STANDARD_MOUNTS);
-        for (fstype, source, target, flags, data) in mounts {
-            boot::ensure_mount(fstype, source, target, *flags, data)
-                .map_err(ContainerizationError::internal)?;
+        for entry in mounts {
+            boot::ensure_mount(entry).map_err(ContainerizationError::internal)?;
         }
         super::net::set_link("lo", true, 0)?;
         Ok(())
@@ -157,14 +159,7 @@ pub(super) fn setup_emulator(r: proto::SetupEmulatorRequest) -> Result<()> {
     }
     let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
     if !dir.join("register").exists() {
-        boot::ensure_mount(
-            "binfmt_misc",
-            "binfmt_misc",
-            "/proc/sys/fs/binfmt_misc",
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            "",
-        )
-        .map_err(ContainerizationError::unsupported)?;
+        boot::ensure_mount(&BINFMT_MISC_MOUNT).map_err(ContainerizationError::unsupported)?;
     }
     if dir.join(fields[1]).exists() {
         return Ok(());
