@@ -23,9 +23,13 @@ fn runs() -> usize {
 }
 const PINGS: usize = 500;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     v[v.len() / 2]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 fn ms(d: Duration) -> f64 {
@@ -72,10 +76,10 @@ async fn main() {
     // boot under TCG here, which swamps the agent's share in the plain
     // difference: each pair is also corrected by its two kernels' PID 1
     // start times on the guest clock.
+    let plain: Vec<f64> = (0..runs).map(|i| ms(ready[i]) - ms(bare[i])).collect();
     let corrected: Vec<f64> = (0..runs)
-        .map(|i| (ms(ready[i]) - ms(bare[i])) - (ms(pid1_up[i]) - ms(bare_up[i])))
+        .map(|i| plain[i] - (ms(pid1_up[i]) - ms(bare_up[i])))
         .collect();
-    let plain_mean = (0..runs).map(|i| ms(ready[i]) - ms(bare[i])).sum::<f64>() / runs as f64;
     let listen_after_pid1: Vec<Duration> = ready_up
         .iter()
         .zip(&pid1_up)
@@ -108,16 +112,15 @@ async fn main() {
         ms(ready)
     );
     println!(
-        "agent ready - bare boot: {:+.0} ms (ratio {:.2}; target <= +30 ms); mean of the pairs {plain_mean:+.0} ms",
+        "agent ready - bare boot: {:+.0} ms (ratio {:.2}; target <= +30 ms); mean of the pairs {:+.0} ms",
         ms(ready) - ms(bare),
-        ms(ready) / ms(bare)
+        ms(ready) / ms(bare),
+        mean(&plain)
     );
-    let mut sorted = corrected.clone();
-    sorted.sort_by(f64::total_cmp);
     println!(
         "  each pair corrected for its kernels' boot to PID 1: median {:+.0} ms, mean {:+.0} ms",
-        sorted[runs / 2],
-        corrected.iter().sum::<f64>() / runs as f64
+        median(corrected.clone()),
+        mean(&corrected)
     );
     println!(
         "Ping round trip median ({} pings): {:.3} ms (target <= 1 ms)",

@@ -117,6 +117,19 @@ pub fn dial(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
     Ok(s)
 }
 
+/// The agent's client over `stream`, once it answered a Ping within `limit`.
+async fn answering(stream: tokio::net::UnixStream, limit: Duration) -> Result<Vminitd, String> {
+    let attempt = tokio::time::timeout(limit, async {
+        let c = Vminitd::from_stream(stream).await?;
+        c.ping().await.map(|_| c)
+    });
+    match attempt.await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("connected but the agent failed: {e}")),
+        Err(_) => Err(format!("the agent did not answer within {limit:?}")),
+    }
+}
+
 /// Boots a VM; `extra` is appended to the kernel command line, `disk` is
 /// attached as /dev/vda.
 pub fn launch(extra: &str, disk: Option<&Path>) -> Vm {
@@ -239,29 +252,19 @@ impl Vm {
         conn: tokio::net::UnixStream,
         within: Duration,
     ) -> Vminitd {
-        let attempt = tokio::time::timeout(within, async {
-            let c = Vminitd::from_stream(conn).await?;
-            c.ping().await.map(|_| c)
-        });
-        match attempt.await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => panic!("the agent failed on its announcing connection: {e}"),
-            Err(_) => panic!(
-                "the agent did not answer on its announcing connection within {within:?}; console: {}",
+        answering(conn, within).await.unwrap_or_else(|e| {
+            panic!(
+                "on its announcing connection, {e}; console: {}",
                 std::fs::read_to_string(&self.console).unwrap_or_default()
-            ),
-        }
+            )
+        })
     }
 
     /// Dials the agent's port (`AGENT_PORT`), as a host reconnecting does,
-    /// once it has announced itself: a second connection.
+    /// once it has announced itself: a second connection, retried until it
+    /// answers a Ping or `within` passes.
     pub async fn dial_agent_port(&self, within: Duration) -> Vminitd {
-        self.dial_agent(Instant::now() + within, within).await
-    }
-
-    /// Dials the agent until it answers a Ping or `deadline` passes
-    /// (`within` names the limit in the failure).
-    async fn dial_agent(&self, deadline: Instant, within: Duration) -> Vminitd {
+        let deadline = Instant::now() + within;
         let mut last_error = String::new();
         loop {
             match dial(&self.uds, vminitd_api::AGENT_PORT) {
@@ -269,14 +272,9 @@ impl Vm {
                     s.set_nonblocking(true).unwrap();
                     let stream = tokio::net::UnixStream::from_std(s).unwrap();
                     // Bounded, so a stuck handshake cannot outlive the deadline.
-                    let attempt = tokio::time::timeout(Duration::from_secs(5), async {
-                        let c = Vminitd::from_stream(stream).await?;
-                        c.ping().await.map(|_| c)
-                    });
-                    match attempt.await {
-                        Ok(Ok(c)) => return c,
-                        Ok(Err(e)) => eprintln!("vm: connected but the agent failed: {e}"),
-                        Err(_) => eprintln!("vm: the agent did not answer a connection within 5 s"),
+                    match answering(stream, Duration::from_secs(5)).await {
+                        Ok(c) => return c,
+                        Err(e) => eprintln!("vm: {e}"),
                     }
                 }
                 // Refused until the agent listens; VM_DEBUG shows each attempt.
