@@ -43,6 +43,7 @@ async fn main() {
     let mut rtt = Vec::new();
     let (mut bare_up, mut ready_up) = (Vec::new(), Vec::new());
     let (mut announced, mut pid1_up) = (Vec::new(), Vec::new());
+    let mut timelines = Vec::new();
     let runs = runs();
     for i in 0..runs {
         // The order alternates, so neither kind always follows the other.
@@ -51,18 +52,23 @@ async fn main() {
             bare.push(b);
             bare_up.push(up);
         }
-        let mut vm = launch("", None);
+        let mut vm = launch("vminitd_timeline=1", None);
         let conn = vm.announced(Duration::from_secs(60)).await;
         announced.push(vm.spawned.elapsed());
         let client = vm.connect_announced(conn, Duration::from_secs(60)).await;
         ready.push(vm.spawned.elapsed());
         ready_up.push(console_uptime(&vm.console, "ready on vsock"));
-        pid1_up.push(console_uptime_after(&vm.console, "booting", "started at "));
         for _ in 0..PINGS {
             let t = Instant::now();
             client.ping().await.expect("ping");
             rtt.push(t.elapsed());
         }
+        let console = std::fs::read_to_string(&vm.console).unwrap_or_default();
+        // Empty for an agent that printed none, to keep pairs aligned.
+        let timeline = vminitd::timeline::parse(&console).unwrap_or_default();
+        let pid1 = timeline.iter().find(|(name, _)| name == "pid1");
+        pid1_up.push(Duration::from_secs_f64(pid1.map_or(0.0, |(_, t)| *t)));
+        timelines.push(timeline);
         client.shutdown().await.expect("shutdown");
         vm.wait_exit(Duration::from_secs(30));
         drop(vm);
@@ -90,6 +96,9 @@ async fn main() {
         .zip(&announced)
         .map(|(r, a)| r.saturating_sub(*a))
         .collect();
+    if let Ok(path) = std::env::var("BENCH_RAW") {
+        write_raw(&path, &plain, &corrected, &timelines);
+    }
     let (bare, ready, rtt) = (median(bare), median(ready), median(rtt));
     println!(
         "guest uptime when the bare init powers off: {:.0} ms; when the agent listens: {:.0} ms \
@@ -98,6 +107,7 @@ async fn main() {
         ms(median(ready_up)),
         ms(median(listen_after_pid1))
     );
+    print_timeline(&timelines);
     println!(
         "host: agent announced {:.0} ms after spawn; connect and first Ping {:.0} ms more",
         ms(median(announced)),
@@ -129,6 +139,53 @@ async fn main() {
     );
 }
 
+/// The agent's milestones (`vminitd_timeline=1`), each the median over the
+/// boots of its guest time after PID 1 started.
+fn print_timeline(timelines: &[Vec<(String, f64)>]) {
+    let Some(first) = timelines.iter().find(|t| !t.is_empty()) else {
+        println!("agent timeline: none printed (an agent without milestones?)");
+        return;
+    };
+    let boots = timelines.iter().filter(|t| !t.is_empty()).count();
+    let mut line = format!("agent milestones after PID 1 (median of {boots}):");
+    for (name, _) in first {
+        let after: Vec<f64> = timelines
+            .iter()
+            .filter_map(|t| {
+                let at = |n: &str| t.iter().find(|(m, _)| m == n).map(|(_, v)| *v);
+                Some((at(name)? - at("pid1")?) * 1000.0)
+            })
+            .collect();
+        if !after.is_empty() {
+            line.push_str(&format!(" {name} {:.1}", median(after)));
+        }
+    }
+    println!("{line} ms");
+}
+
+/// With BENCH_RAW=path, each pair's figures are appended to `path` as
+/// `plain corrected milestone=ms-after-pid1...` lines, for pooling runs.
+fn write_raw(path: &str, plain: &[f64], corrected: &[f64], timelines: &[Vec<(String, f64)>]) {
+    use std::io::Write;
+    let mut out = String::new();
+    for (i, (p, c)) in plain.iter().zip(corrected).enumerate() {
+        out.push_str(&format!("{p:.1} {c:.1}"));
+        if let Some(t) = timelines.get(i) {
+            let pid1 = t.first().map_or(0.0, |(_, v)| *v);
+            for (name, at) in t {
+                out.push_str(&format!(" {name}={:.2}", (at - pid1) * 1000.0));
+            }
+        }
+        out.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("BENCH_RAW file");
+    f.write_all(out.as_bytes()).expect("BENCH_RAW write");
+}
+
 /// One boot whose PID 1 powers off at once: QEMU spawn to exit, and the
 /// guest uptime when PID 1 started.
 fn bare_boot() -> (Duration, Duration) {
@@ -139,16 +196,11 @@ fn bare_boot() -> (Duration, Duration) {
 
 /// The guest uptime the agent printed on its console line containing `what`.
 fn console_uptime(console: &std::path::Path, what: &str) -> Duration {
-    console_uptime_after(console, what, "uptime ")
-}
-
-/// The seconds after `label` on the agent's console line containing `what`.
-fn console_uptime_after(console: &std::path::Path, what: &str, label: &str) -> Duration {
     let log = std::fs::read_to_string(console).unwrap_or_default();
     log.lines()
         .filter(|l| l.contains(what))
         .find_map(|l| {
-            let s = l.split(label).nth(1)?.split(' ').next()?;
+            let s = l.split("uptime ").nth(1)?.split(' ').next()?;
             s.parse::<f64>().ok().map(Duration::from_secs_f64)
         })
         .unwrap_or_default()

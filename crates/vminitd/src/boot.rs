@@ -87,30 +87,29 @@ pub fn ensure_mount(entry: &MountEntry) -> Result<(), String> {
 /// agent keeps going: a reachable agent with a missing mount is easier to
 /// diagnose than a VM that never answers.
 pub fn pid1_setup() {
-    let started = sys::uptime();
+    crate::timeline::mark("pid1");
     // The bare-boot reference of the boot benchmark: `vminitd_poweroff=1` on
     // the kernel command line (the kernel hands unknown name=value
     // parameters to PID 1 as its environment) powers off before anything
     // else, as an init that does nothing would.
     if std::env::var_os("vminitd_poweroff").is_some() {
-        eprintln!("vminitd: powering off (uptime {started:.3} s)");
+        eprintln!("vminitd: powering off (uptime {:.3} s)", sys::uptime());
         halt();
     }
     // Before leaving the initramfs, where the modules are.
     crate::modules::load_boot_modules();
+    crate::timeline::mark("modules");
     if let Err(e) = leave_initramfs() {
         eprintln!("vminitd: staying on the initramfs root: {e}");
     }
+    crate::timeline::mark("initramfs-left");
     for entry in BOOT_MOUNTS {
         if let Err(e) = ensure_mount(entry) {
             eprintln!("vminitd: {e}");
         }
     }
     attach_console();
-    eprintln!(
-        "vminitd: booting (pid 1, uptime {:.3} s; started at {started:.3} s)",
-        sys::uptime()
-    );
+    crate::timeline::mark("mounts");
     raise_nofile();
     // SAFETY: setenv before any other thread exists (no runtime yet).
     unsafe { std::env::set_var("PATH", vminitd_api::DEFAULT_PATH) };

@@ -11,3 +11,4 @@ pub mod modules;
 pub mod reaper;
 pub mod service;
 pub mod sys;
+pub mod timeline;

@@ -46,7 +46,10 @@ async fn announce_ready(http2: Http2, service: SandboxContextServer<Agent>) {
     let host =
         tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, vminitd_api::AGENT_READY_PORT);
     match tokio_vsock::VsockStream::connect(host).await {
-        Ok(conn) => serve_connection(&http2, conn, service).await,
+        Ok(conn) => {
+            crate::timeline::mark("connected");
+            serve_connection(&http2, conn, service).await
+        }
         Err(e) => tracing::debug!("vminitd: ready announcement not delivered: {e}"),
     }
 }
@@ -64,12 +67,17 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
                 Code::InternalError,
                 format!("cannot listen on vsock port {port}"),
             )?;
-            // The console line is the log: a tracing line as well cost 3 ms
-            // of every boot under TCG.
+            // The boot's one console line, the log of PID 1's start too: a
+            // tracing line as well cost 3 ms of every boot under TCG, a
+            // separate line at PID 1's start 3 ms.
+            let since = crate::timeline::at("pid1")
+                .map(|t| format!("pid 1 since {t:.3} s, "))
+                .unwrap_or_default();
             eprintln!(
-                "vminitd: ready on vsock port {port} (uptime {:.3} s)",
+                "vminitd: ready on vsock port {port} ({since}uptime {:.3} s)",
                 crate::sys::uptime()
             );
+            crate::timeline::mark("listening");
             let http2 = http2_server();
             tokio::spawn(announce_ready(http2.clone(), service.clone()));
             accept_loop(http2, listener.incoming(), service).await

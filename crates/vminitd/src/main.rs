@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vminitd::{boot, container, listen, reaper, service};
+use vminitd::{boot, container, listen, reaper, service, timeline};
 
 /// Command line of the agent.
 #[derive(Debug, Parser)]
@@ -63,6 +63,12 @@ fn main() -> ExitCode {
         Ok(filter) => log.with_env_filter(filter).init(),
         Err(_) => log.with_max_level(tracing::Level::INFO).init(),
     }
+    timeline::mark("tracing");
+    // Before the runtime creates any thread (see `reaper`).
+    if let Err(e) = reaper::Reaper::block_sigchld() {
+        eprintln!("vminitd: {e}");
+        return boot::fail(pid1);
+    }
     let runtime = match runtime_builder()
         // An idle blocking-pool thread is kept, not ended after tokio's
         // default 10 s: under TCG creating it again cost the next exec or
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
             return boot::fail(pid1);
         }
     };
+    timeline::mark("runtime");
     match runtime.block_on(serve(args, pid1)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -123,6 +130,7 @@ async fn serve(
     pid1: bool,
 ) -> Result<(), containerization_error::ContainerizationError> {
     let reaper = reaper::Reaper::start()?;
+    timeline::mark("reaper");
     let agent = service::Agent::new(reaper, args.cgroup_root, pid1);
     listen::serve(args.listen, agent).await
 }

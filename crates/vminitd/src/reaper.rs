@@ -2,15 +2,24 @@
 //! the host) the agent inherits every orphan; statuses of processes the
 //! agent manages go to their waiters, the rest are dropped after reaping.
 //! Nothing else in the agent may call wait on a child.
+//!
+//! SIGCHLD arrives through a signalfd, not tokio's signal driver: the agent
+//! is built without tokio's `signal` and `process` features, whose driver
+//! (a socket pair, a handler table, a process-wide handler) was part of
+//! every boot's runtime build under TCG. [`block_sigchld`] must run before
+//! any thread exists, so that no thread takes the signal instead of the
+//! signalfd; children start with an empty mask (std's spawn resets it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use containerization_error::{Code, Result, ResultExt};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::io::{Interest, unix::AsyncFd};
 use tokio::sync::oneshot;
 
 /// How a process ended.
@@ -39,12 +48,19 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Becomes a child subreaper and starts the SIGCHLD loop.
+    /// Becomes a child subreaper and starts the SIGCHLD loop, in a tokio
+    /// runtime, after [`block_sigchld`].
     pub fn start() -> Result<Arc<Reaper>> {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let mut sigchld =
-            signal(SignalKind::child()).context(Code::InternalError, "cannot watch SIGCHLD")?;
+        let sigchld =
+            SignalFd::with_flags(&sigchld(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+                .context(Code::InternalError, "cannot watch SIGCHLD")?;
+        // SAFETY: the SignalFd owns its descriptor and keeps it, unchanged,
+        // until the AsyncFd is dropped.
+        let sigchld = unsafe { AsyncFd::register_with_interest(sigchld, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context(Code::InternalError, "cannot watch SIGCHLD")?;
         let reaper = Arc::new(Reaper {
             state: Mutex::new(State::default()),
         });
@@ -52,12 +68,23 @@ impl Reaper {
         tokio::spawn(async move {
             loop {
                 r.reap_all();
-                if sigchld.recv().await.is_none() {
+                let Ok(mut ready) = sigchld.readable().await else {
                     return;
-                }
+                };
+                // Drain the queued notifications (SIGCHLDs coalesce; each
+                // round reaps every exited child anyway).
+                while let Ok(Some(_)) = ready.get_inner().read_signal() {}
+                ready.clear_ready();
             }
         });
         Ok(reaper)
+    }
+
+    /// Blocks SIGCHLD in the calling thread and every thread it creates
+    /// later: call it first, while the process has one thread.
+    pub fn block_sigchld() -> Result<()> {
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigchld()), None)
+            .context(Code::InternalError, "cannot block SIGCHLD")
     }
 
     /// Returns a receiver that yields `pid`'s exit (at once if already reaped).
@@ -105,6 +132,12 @@ impl Reaper {
             }
         }
     }
+}
+
+fn sigchld() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ async fn agent_in_a_microvm() {
         .unwrap();
     assert!(st.success(), "mke2fs failed");
 
-    let mut vm = launch("", Some(&img));
+    let mut vm = launch("vminitd_timeline=1", Some(&img));
     let client = vm.connect(Duration::from_secs(60)).await;
     let boot = vm.spawned.elapsed();
     let mut rtts = Vec::new();
@@ -87,6 +87,21 @@ async fn agent_in_a_microvm() {
         rtts[rtts.len() / 2].as_secs_f64() * 1000.0,
         rtts[rtts.len() * 9 / 10].as_secs_f64() * 1000.0
     );
+
+    // The milestones line (printed at the second Ping): the first Ping
+    // came on the announcing connection.
+    let console = std::fs::read_to_string(&vm.console).unwrap();
+    let marks = vminitd::timeline::parse(&console).expect("a timeline line");
+    let at = |name: &str| {
+        marks
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {marks:?}"))
+    };
+    assert!(at("pid1") < at("mounts"), "{marks:?}");
+    assert!(at("listening") < at("connected"), "{marks:?}");
+    assert!(at("connected") < at("first-ping"), "{marks:?}");
+    assert!(marks.windows(2).all(|w| w[0].1 <= w[1].1), "{marks:?}");
 
     // The announcing connection is the first one; port 1024 still takes
     // more (a host reconnecting), and both serve at once.
@@ -295,7 +310,7 @@ async fn agent_in_a_microvm() {
     vm.wait_exit(Duration::from_secs(30));
     let log = std::fs::read_to_string(&vm.console).unwrap_or_default();
     assert!(
-        log.contains("vminitd: booting"),
+        log.contains("vminitd: ready on vsock port 1024 (pid 1 since "),
         "boot messages on the console: {log}"
     );
 }

@@ -71,6 +71,7 @@ fn ok<T>(v: T) -> Res<T> {
 #[tonic::async_trait]
 impl SandboxContext for Agent {
     async fn ping(&self, _: Request<proto::PingRequest>) -> Res<proto::PingResponse> {
+        crate::timeline::on_ping();
         ok(proto::PingResponse {
             version: vminitd_api::VERSION.to_string(),
         })
