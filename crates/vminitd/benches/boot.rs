@@ -3,8 +3,10 @@
 //! PID 1 powers off at once (`vminitd_poweroff=1`), measured in the same run;
 //! then the Ping round-trip median. Also printed: each pair's difference
 //! corrected for its two kernels' boot time to PID 1 (guest clock), which
-//! varies far more from boot to boot than the agent's share does.
-//! Run: `cargo bench -p vminitd --bench boot`.
+//! varies far more from boot to boot than the agent's share does, and the
+//! agent's boot milestones (`vminitd_timeline=1`, see `vminitd::timeline`).
+//! Run: `cargo bench -p vminitd --bench boot` (BENCH_RUNS=n pairs,
+//! BENCH_RAW=file appends each pair's figures, for pooling runs).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
