@@ -74,6 +74,7 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
             // line below overlaps the wait for the host's answer (under TCG
             // ~2 ms of an otherwise idle guest).
             tokio::task::yield_now().await;
+            crate::timeline::mark("connecting");
             // The boot's one console line, the log of PID 1's start too: a
             // tracing line as well cost 3 ms of every boot under TCG, a
             // separate line at PID 1's start 3 ms.
@@ -84,6 +85,7 @@ pub async fn serve(addr: ListenAddr, agent: Agent) -> Result<()> {
                 "vminitd: ready on vsock port {port} ({since}uptime {:.3} s)",
                 crate::sys::uptime()
             );
+            crate::timeline::mark("console");
             accept_loop(http2, listener.incoming(), service).await
         }
         ListenAddr::Unix(path) => {

@@ -132,6 +132,7 @@ async fn serve(
     let reaper = reaper::Reaper::start()?;
     timeline::mark("reaper");
     let agent = service::Agent::new(reaper, args.cgroup_root, pid1);
+    timeline::mark("agent");
     listen::serve(args.listen, agent).await
 }
 
