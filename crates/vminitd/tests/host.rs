@@ -184,7 +184,11 @@ async fn exit_codes_output_and_failed_exec() {
     let root = busybox_rootfs(agent.dir.path());
     let s = spec(
         &root,
-        &["sh", "-c", "echo out; echo err >&2; hostname; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo out; echo err >&2; hostname; grep SigBlk /proc/self/status; exit 3",
+        ],
         false,
     );
     c.create_process("c1", "c1", &s, false, false)
@@ -194,7 +198,12 @@ async fn exit_codes_output_and_failed_exec() {
     let pid = c.start_process("c1", "c1").await.unwrap();
     assert!(pid > 1);
     let (out, err) = io.collect().await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out), "out\nctr\n");
+    // No signal blocked: the agent blocks SIGCHLD for its signalfd, and
+    // its children must not inherit that.
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "out\nctr\nSigBlk:\t0000000000000000\n"
+    );
     assert_eq!(String::from_utf8_lossy(&err), "err\n");
     let status = c.wait_process("c1", "c1", None).await.unwrap();
     assert_eq!(status.code, 3);
