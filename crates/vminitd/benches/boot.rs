@@ -68,8 +68,8 @@ async fn main() {
         let console = std::fs::read_to_string(&vm.console).unwrap_or_default();
         // Empty for an agent that printed none, to keep pairs aligned.
         let timeline = vminitd::timeline::parse(&console).unwrap_or_default();
-        let pid1 = timeline.iter().find(|(name, _)| name == "pid1");
-        pid1_up.push(Duration::from_secs_f64(pid1.map_or(0.0, |(_, t)| *t)));
+        let pid1 = vminitd::timeline::find(&timeline, "pid1").unwrap_or(0.0);
+        pid1_up.push(Duration::from_secs_f64(pid1));
         timelines.push(timeline);
         client.shutdown().await.expect("shutdown");
         vm.wait_exit(Duration::from_secs(30));
@@ -154,7 +154,7 @@ fn print_timeline(timelines: &[Vec<(String, f64)>]) {
         let after: Vec<f64> = timelines
             .iter()
             .filter_map(|t| {
-                let at = |n: &str| t.iter().find(|(m, _)| m == n).map(|(_, v)| *v);
+                let at = |n: &str| vminitd::timeline::find(t, n);
                 Some((at(name)? - at("pid1")?) * 1000.0)
             })
             .collect();
@@ -173,7 +173,7 @@ fn write_raw(path: &str, plain: &[f64], corrected: &[f64], timelines: &[Vec<(Str
     for (i, (p, c)) in plain.iter().zip(corrected).enumerate() {
         out.push_str(&format!("{p:.1} {c:.1}"));
         if let Some(t) = timelines.get(i) {
-            let pid1 = t.first().map_or(0.0, |(_, v)| *v);
+            let pid1 = vminitd::timeline::find(t, "pid1").unwrap_or(0.0);
             for (name, at) in t {
                 out.push_str(&format!(" {name}={:.2}", (at - pid1) * 1000.0));
             }

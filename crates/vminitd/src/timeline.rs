@@ -27,8 +27,16 @@ pub fn mark(name: &'static str) {
 
 /// When milestone `name` was first reached, if it was.
 pub fn at(name: &str) -> Option<f64> {
-    let marks = MARKS.lock().ok()?;
-    marks.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    find(&MARKS.lock().ok()?, name)
+}
+
+/// The uptime of milestone `name` among `marks` (recorded here, or parsed
+/// from a console line by [`parse`]).
+pub fn find<S: AsRef<str>>(marks: &[(S, f64)], name: &str) -> Option<f64> {
+    marks
+        .iter()
+        .find(|(n, _)| n.as_ref() == name)
+        .map(|(_, t)| *t)
 }
 
 /// Called by each Ping: the first is marked; at the second, the line is
@@ -77,11 +85,15 @@ mod tests {
         mark("b");
         let text = format!("noise\n[ 1.0] {}\nmore", line());
         let parsed = parse(&text).expect("a timeline");
-        let at = |name: &str| parsed.iter().position(|(n, _)| n == name);
-        let (a, b) = (at("a").expect("a"), at("b").expect("b"));
+        let position = |name: &str| parsed.iter().position(|(n, _)| n == name);
+        let (a, b) = (position("a").expect("a"), position("b").expect("b"));
         assert!(a < b && parsed[a].1 <= parsed[b].1, "{parsed:?}");
-        assert!(at("a").is_some_and(|t| t <= at("b").unwrap()));
+        // The recorded and the parsed milestones agree (to the line's 0.1 ms).
+        let (at_a, at_b) = (at("a").expect("a"), at("b").expect("b"));
+        assert!(at_a <= at_b);
+        assert!((find(&parsed, "a").expect("a") - at_a).abs() < 1e-4);
         assert_eq!(at("never"), None);
+        assert_eq!(find(&parsed, "never"), None);
         assert!(parse("no line here").is_none());
     }
 }
